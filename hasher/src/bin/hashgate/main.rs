@@ -1,0 +1,36 @@
+//! `hashgate`: the native command line. Thin: parsing and output here, all
+//! hashing and matching in the library.
+
+mod hash_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Hash images with PDQ and exact digests, build hash indexes, match and scan.
+#[derive(Debug, Parser)]
+#[command(name = "hashgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print PDQ, quality and MD5/SHA-1/SHA-256 of images, one JSON line each.
+    Hash(hash_cmd::HashArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash(args) => hash_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hashgate: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

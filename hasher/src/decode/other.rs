@@ -1,0 +1,134 @@
+//! PNG, GIF (first frame), WebP and BMP through the `image` crate.
+//!
+//! The header is read first and checked against the limits; the decoder is
+//! also given an allocation limit, so a tiny file that inflates into a huge
+//! buffer is refused as well. Large images are reduced by averaging square
+//! blocks of luma while converting, so only the decoder's own buffer is
+//! full size.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
+
+use super::{DecodedImage, ImageFormat, Reduction};
+use crate::error::HashError;
+use crate::limits::Limits;
+use crate::pdq::luma::luma_of;
+use crate::pdq::LumaImage;
+
+fn image_format(format: ImageFormat) -> image::ImageFormat {
+    match format {
+        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Gif => image::ImageFormat::Gif,
+        ImageFormat::WebP => image::ImageFormat::WebP,
+        ImageFormat::Bmp => image::ImageFormat::Bmp,
+    }
+}
+
+fn map_error(error: ImageError, limits: &Limits) -> HashError {
+    match error {
+        ImageError::Limits(_) => HashError::MemoryLimit { limit: limits.max_alloc },
+        ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            HashError::Truncated("image data ends early".into())
+        }
+        ImageError::Unsupported(e) => HashError::Malformed(format!("unsupported: {e}")),
+        other => {
+            let text = other.to_string();
+            if text.to_ascii_lowercase().contains("eof") || text.contains("end of") || text.contains("truncat") {
+                HashError::Truncated(text)
+            } else {
+                HashError::Malformed(text)
+            }
+        }
+    }
+}
+
+/// The integer block size that keeps both sides at least `min_side`.
+fn block_factor(width: u32, height: u32, reduction: Reduction) -> u32 {
+    match reduction {
+        Reduction::Full => 1,
+        Reduction::MinSide(min_side) => (width.min(height) / min_side.max(1)).max(1),
+    }
+}
+
+/// Decodes a non-JPEG image to luma.
+pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Reduction, want_exif: bool) -> Result<DecodedImage, HashError> {
+    let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
+    let mut decoder = reader.into_decoder().map_err(|e| map_error(e, limits))?;
+    let (width, height) = decoder.dimensions();
+    limits.check_dimensions(width, height)?;
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_width);
+    decoder_limits.max_image_height = Some(limits.max_height);
+    decoder_limits.max_alloc = Some(limits.max_alloc as u64);
+    decoder.set_limits(decoder_limits).map_err(|e| map_error(e, limits))?;
+    if decoder.total_bytes() > limits.max_alloc as u64 {
+        return Err(HashError::MemoryLimit { limit: limits.max_alloc });
+    }
+    let exif_orientation = if want_exif {
+        decoder.orientation().ok().filter(|o| *o != image::metadata::Orientation::NoTransforms)
+    } else {
+        None
+    };
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, limits))?;
+    let factor = block_factor(width, height, reduction) as usize;
+    let luma = to_luma(image, factor);
+    Ok(DecodedImage {
+        format,
+        width,
+        height,
+        luma,
+        exif_orientation,
+    })
+}
+
+/// Luma of a decoded image, averaged over `factor` x `factor` blocks.
+fn to_luma(image: DynamicImage, factor: usize) -> LumaImage {
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let (data, channels, grey): (Vec<u8>, usize, bool) = match image {
+        DynamicImage::ImageRgb8(buffer) => (buffer.into_raw(), 3, false),
+        DynamicImage::ImageRgba8(buffer) => (buffer.into_raw(), 4, false),
+        DynamicImage::ImageLuma8(buffer) => (buffer.into_raw(), 1, true),
+        DynamicImage::ImageLumaA8(buffer) => (buffer.into_raw(), 2, true),
+        other if other.color().has_color() => (other.to_rgb8().into_raw(), 3, false),
+        other => (other.to_luma8().into_raw(), 1, true),
+    };
+    if factor == 1 {
+        return if grey {
+            LumaImage::from_grey(&data, width, height, channels)
+        } else {
+            LumaImage::from_interleaved(&data, width, height, channels)
+        };
+    }
+    let pixel = |offset: usize| -> f32 {
+        if grey {
+            let v = data[offset];
+            luma_of(v, v, v)
+        } else {
+            luma_of(data[offset], data[offset + 1], data[offset + 2])
+        }
+    };
+    let (out_w, out_h) = (width / factor, height / factor);
+    let mut pixels = vec![0f32; out_w * out_h];
+    let row_bytes = width * channels;
+    for (out_y, out_row) in pixels.chunks_exact_mut(out_w).enumerate() {
+        for y in out_y * factor..(out_y + 1) * factor {
+            let row = y * row_bytes;
+            for (out_x, sum) in out_row.iter_mut().enumerate() {
+                for x in out_x * factor..(out_x + 1) * factor {
+                    *sum += pixel(row + x * channels);
+                }
+            }
+        }
+    }
+    let area = (factor * factor) as f32;
+    for value in &mut pixels {
+        *value /= area;
+    }
+    LumaImage {
+        width: out_w,
+        height: out_h,
+        pixels,
+    }
+}

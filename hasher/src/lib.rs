@@ -1,0 +1,25 @@
+//! hashgate's hasher: image bytes to perceptual and exact hashes.
+//!
+//! Pure computation with no I/O, so the same code runs in the edge worker
+//! (wasm32) and in the native `hashgate` command and service.
+//!
+//! * [`decode`]: format sniffing and safe decoding to luma, under [`Limits`];
+//! * [`pdq`]: Meta's PDQ, stage by stage, bit-identical to the reference on
+//!   the same pixels, plus the 8 dihedral variants;
+//! * [`digest`]: MD5, SHA-1 and SHA-256 of the raw bytes;
+//! * [`hashes`]: the hash types, their text form and distances;
+//! * [`hash_image`]: all of the above in one call.
+
+pub mod decode;
+pub mod digest;
+pub mod error;
+pub mod hashes;
+mod image_hashes;
+pub mod limits;
+pub mod pdq;
+
+pub use decode::{sniff, DecodeOptions, ImageFormat, Reduction};
+pub use error::HashError;
+pub use hashes::{HashKind, Md5Digest, ParseHashError, PdqHash, Sha1Digest, Sha256Digest, Vec72};
+pub use image_hashes::{hash_image, HashOptions, ImageHashes};
+pub use limits::Limits;

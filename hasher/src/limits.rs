@@ -1,0 +1,100 @@
+//! Limits on what the decoder accepts, checked against the header before
+//! any pixel buffer is allocated.
+//!
+//! Defaults suit a native tool; [`Limits::edge`] suits a Workers isolate,
+//! whose 128 MB are shared by concurrent requests.
+
+use crate::error::HashError;
+
+/// Upper bounds on one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest input in bytes.
+    pub max_input_bytes: usize,
+    /// Largest width in pixels.
+    pub max_width: u32,
+    /// Largest height in pixels.
+    pub max_height: u32,
+    /// Largest width x height.
+    pub max_pixels: u64,
+    /// Largest single allocation a decoder may make, in bytes.
+    pub max_alloc: usize,
+}
+
+impl Default for Limits {
+    /// 64 MiB of input, 20,000 px a side, 100 megapixels, 1 GiB decode
+    /// buffer: generous for stored content, still refusing bombs.
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 64 << 20,
+            max_width: 20_000,
+            max_height: 20_000,
+            max_pixels: 100_000_000,
+            max_alloc: 1 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits for an edge isolate: 25 MiB of input, 50 megapixels (JPEGs are
+    /// decoded at reduced scale, so this is not the memory used), and a
+    /// 48 MiB cap on any decode buffer.
+    pub fn edge() -> Self {
+        Limits {
+            max_input_bytes: 25 << 20,
+            max_width: 16_384,
+            max_height: 16_384,
+            max_pixels: 50_000_000,
+            max_alloc: 48 << 20,
+        }
+    }
+
+    /// Refuses an input that is too large before anything else is done.
+    pub fn check_input(&self, len: usize) -> Result<(), HashError> {
+        if len > self.max_input_bytes {
+            return Err(HashError::InputTooLarge {
+                actual: len,
+                limit: self.max_input_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses dimensions from a header that are empty or over the limits.
+    pub fn check_dimensions(&self, width: u32, height: u32) -> Result<(), HashError> {
+        if width == 0 || height == 0 {
+            return Err(HashError::NoPixels { width, height });
+        }
+        let reason = if width > self.max_width {
+            "width"
+        } else if height > self.max_height {
+            "height"
+        } else if u64::from(width) * u64::from(height) > self.max_pixels {
+            "total pixels"
+        } else {
+            return Ok(());
+        };
+        Err(HashError::DimensionsTooLarge { width, height, reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bombs_and_empty_images() {
+        let limits = Limits::default();
+        assert!(limits.check_dimensions(4000, 3000).is_ok());
+        assert_eq!(
+            limits.check_dimensions(50_000, 50_000),
+            Err(HashError::DimensionsTooLarge { width: 50_000, height: 50_000, reason: "width" })
+        );
+        assert!(matches!(
+            limits.check_dimensions(15_000, 15_000),
+            Err(HashError::DimensionsTooLarge { reason: "total pixels", .. })
+        ));
+        assert_eq!(limits.check_dimensions(0, 10), Err(HashError::NoPixels { width: 0, height: 10 }));
+        assert!(limits.check_input(limits.max_input_bytes + 1).is_err());
+    }
+}
