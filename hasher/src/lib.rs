@@ -8,13 +8,16 @@
 //!   the same pixels, plus the 8 dihedral variants;
 //! * [`digest`]: MD5, SHA-1 and SHA-256 of the raw bytes;
 //! * [`hashes`]: the hash types, their text form and distances;
-//! * [`hash_image`]: all of the above in one call.
+//! * [`hash_image`]: all of the above in one call;
+//! * [`index`]: hash lists as Workers KV records, and the pure query logic
+//!   (which keys to read, how values become matches) the worker shares.
 
 pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod hashes;
 mod image_hashes;
+pub mod index;
 pub mod limits;
 pub mod pdq;
 

@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn scale_keeps_the_short_side_above_the_minimum() {
         let r = Reduction::MinSide(256);
-        assert_eq!(dct_scale_eighths(4000, 3000, r), 1); // 500x375
+        assert_eq!(dct_scale_eighths(4000, 3000, r), 1); // 500x375 (at 256)
         assert_eq!(dct_scale_eighths(1200, 800, r), 4); // 600x400; 1/4 gives 300x200
         assert_eq!(dct_scale_eighths(300, 300, r), 8);
         assert_eq!(dct_scale_eighths(4000, 3000, Reduction::Full), 8);

@@ -38,7 +38,7 @@ impl Reduction {
 }
 
 /// See [`Reduction::DEFAULT`].
-pub const DEFAULT_MIN_SIDE: u32 = 256;
+pub const DEFAULT_MIN_SIDE: u32 = 512;
 
 /// What to decode and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
