@@ -92,6 +92,12 @@ pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<DecodedImage, Has
     }
     options.limits.check_input(bytes.len())?;
     let format = sniff(bytes).ok_or(HashError::UnsupportedFormat)?;
+    // Read the declared size from the header alone, the same way for every
+    // format, and refuse bombs before any decoder is set up.
+    if let Ok(size) = imagesize::blob_size(bytes) {
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        options.limits.check_dimensions(clamp(size.width), clamp(size.height))?;
+    }
     let mut decoded = match format {
         ImageFormat::Jpeg => jpeg::decode(bytes, &options.limits, options.reduction, options.apply_exif)?,
         _ => other::decode(bytes, format, &options.limits, options.reduction, options.apply_exif)?,
