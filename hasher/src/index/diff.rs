@@ -72,7 +72,7 @@ where
     let mut old = Sorted { records: from.into_iter(), side: "old", last: None };
     let mut new = Sorted { records: to.into_iter(), side: "new", last: None };
     let mut summary = DiffSummary::default();
-    let mut put = |summary: &mut DiffSummary, emit: &mut dyn FnMut(Change), key: String, value: String| {
+    let put = |summary: &mut DiffSummary, emit: &mut dyn FnMut(Change), key: String, value: String| {
         summary.puts += 1;
         summary.put_bytes += key.len() + value.len();
         emit(Change::Put { key, value });

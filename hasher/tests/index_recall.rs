@@ -1,0 +1,250 @@
+//! The index against a brute-force scan: for random and clustered PDQ sets,
+//! every threshold 0..=31, list subscriptions and several query hashes at
+//! once, the matches must be exactly the list hashes within the threshold.
+//!
+//! Clustered sets put many hashes at distances around the threshold from
+//! the query (flipping 0..=40 bits of a centre), which is where a wrong
+//! probe plan would lose recall; random sets check the common case of
+//! nothing near.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hashgate::index::lists::ListEntry;
+use hashgate::index::{IndexBuilder, ListFilter, MatchedBy, Query, QueryPlan, TypedHash};
+use hashgate::PdqHash;
+use proptest::prelude::*;
+
+/// SplitMix64: a tiny deterministic generator driven by a proptest seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn hash(&mut self) -> PdqHash {
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        PdqHash(bytes)
+    }
+
+    /// `centre` with exactly `bits` distinct bits flipped.
+    fn near(&mut self, centre: &PdqHash, bits: u32) -> PdqHash {
+        let mut hash = *centre;
+        let mut flipped = BTreeSet::new();
+        while flipped.len() < bits as usize {
+            flipped.insert(self.below(256) as usize);
+        }
+        for bit in flipped {
+            hash.0[bit / 8] ^= 1 << (bit % 8);
+        }
+        hash
+    }
+
+    /// `centre` with `bits` bits flipped, spread as evenly as possible over
+    /// the 16 chunks: the worst case for multi-index hashing, where no chunk
+    /// is left with fewer differences than the pigeonhole bound.
+    fn near_spread(&mut self, centre: &PdqHash, bits: u32) -> PdqHash {
+        let mut order: Vec<usize> = (0..16).collect();
+        for i in (1..16).rev() {
+            order.swap(i, self.below(i as u64 + 1) as usize);
+        }
+        let mut hash = *centre;
+        let mut flipped = BTreeSet::new();
+        for i in 0..bits as usize {
+            let chunk = order[i % 16];
+            loop {
+                let bit = 16 * chunk + self.below(16) as usize;
+                if flipped.insert(bit) {
+                    break;
+                }
+            }
+        }
+        for bit in flipped {
+            hash.0[bit / 8] ^= 1 << (bit % 8);
+        }
+        hash
+    }
+}
+
+const LISTS: [&str; 3] = ["ncmec", "iwf", "internal"];
+
+struct Case {
+    /// list name -> hashes in it
+    lists: BTreeMap<&'static str, Vec<PdqHash>>,
+    queries: Vec<Vec<PdqHash>>,
+}
+
+fn case(seed: u64, clustered: bool) -> Case {
+    let mut rng = Rng(seed);
+    let centres: Vec<PdqHash> = (0..3).map(|_| rng.hash()).collect();
+    let mut lists = BTreeMap::new();
+    for name in LISTS {
+        let size = 20 + rng.below(60) as usize;
+        let hashes: Vec<PdqHash> = (0..size)
+            .map(|_| {
+                if clustered {
+                    let centre = centres[rng.below(3) as usize];
+                    let bits = rng.below(41) as u32;
+                    if rng.below(2) == 0 {
+                        rng.near(&centre, bits)
+                    } else {
+                        rng.near_spread(&centre, bits)
+                    }
+                } else {
+                    rng.hash()
+                }
+            })
+            .collect();
+        lists.insert(name, hashes);
+    }
+    // Share some hashes between lists so memberships merge.
+    let shared: Vec<PdqHash> = lists["ncmec"].iter().take(5).copied().collect();
+    lists.entry("iwf").or_default().extend(shared);
+    let mut queries = Vec::new();
+    for _ in 0..4 {
+        let centre = centres[rng.below(3) as usize];
+        let own_bits = rng.below(20) as u32;
+        let own = if clustered { rng.near(&centre, own_bits) } else { rng.hash() };
+        // A second query hash, as a dihedral variant would be.
+        let other_bits = rng.below(30) as u32;
+        let other = rng.near(&centre, other_bits);
+        queries.push(vec![own, other]);
+    }
+    // A query equal to a list hash, and one list hash's near neighbour.
+    let first = lists["internal"][0];
+    queries.push(vec![first]);
+    let bits = rng.below(32) as u32;
+    queries.push(vec![rng.near(&first, bits)]);
+    Case { lists, queries }
+}
+
+fn build(case: &Case) -> BTreeMap<String, String> {
+    let mut builder = IndexBuilder::new();
+    for (name, hashes) in &case.lists {
+        let entries = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| ListEntry {
+                hash: TypedHash::Pdq(*h),
+                id: Some(format!("{name}-{i}")),
+                line: i + 1,
+            })
+            .collect();
+        builder.add_list(name, entries).expect("lists are valid");
+    }
+    builder.build().expect("build succeeds").records
+}
+
+/// (list, hash, smallest distance over the query hashes) by scanning.
+fn brute_force(case: &Case, query: &[PdqHash], threshold: u32, lists: &ListFilter) -> BTreeSet<(String, String, u32)> {
+    let mut best: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for (name, hashes) in &case.lists {
+        if !lists.includes(name) {
+            continue;
+        }
+        for hash in hashes {
+            let distance = query.iter().map(|q| q.distance(hash)).min().unwrap_or(u32::MAX);
+            if distance <= threshold {
+                let slot = best.entry((name.to_string(), hash.to_string())).or_insert(distance);
+                *slot = (*slot).min(distance);
+            }
+        }
+    }
+    best.into_iter().map(|((l, h), d)| (l, h, d)).collect()
+}
+
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    let records = build(case);
+    let subscriptions = [
+        ListFilter::All,
+        ListFilter::Only(["iwf".to_string()].into()),
+        ListFilter::Only(["ncmec".to_string(), "internal".to_string()].into()),
+    ];
+    for (q, pdq) in case.queries.iter().enumerate() {
+        for threshold in 0..=31 {
+            let lists = &subscriptions[(q + threshold as usize) % subscriptions.len()];
+            let query = Query {
+                pdq: pdq.clone(),
+                pdq_threshold: threshold,
+                lists: lists.clone(),
+                ..Query::default()
+            };
+            let plan = QueryPlan::new(&query).expect("threshold is in range");
+            prop_assert!(plan.batches().all(|batch| batch.len() <= 100));
+            let matches = plan
+                .resolve(|key| records.get(key).map(|v| v.as_bytes()))
+                .expect("values are well formed");
+            let found: BTreeSet<(String, String, u32)> = matches
+                .iter()
+                .map(|m| (m.list.clone(), m.hash.to_string(), m.distance))
+                .collect();
+            prop_assert_eq!(found.len(), matches.len(), "a match reported twice");
+            for m in &matches {
+                prop_assert!(m.distance <= threshold);
+                let MatchedBy::Pdq(index) = m.matched_by else {
+                    return Err(TestCaseError::fail("PDQ match not attributed to a PDQ hash"));
+                };
+                let TypedHash::Pdq(list_hash) = m.hash else {
+                    return Err(TestCaseError::fail("PDQ match with a non-PDQ hash"));
+                };
+                prop_assert_eq!(pdq[index].distance(&list_hash), m.distance);
+                prop_assert!(m.id.as_deref().is_some_and(|id| id.starts_with(m.list.as_str())));
+            }
+            prop_assert_eq!(found, brute_force(case, pdq, threshold, lists), "threshold {}", threshold);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn random_sets_match_brute_force(seed in any::<u64>()) {
+        check(&case(seed, false))?;
+    }
+
+    #[test]
+    fn clustered_sets_match_brute_force(seed in any::<u64>()) {
+        check(&case(seed, true))?;
+    }
+}
+
+/// The boundary itself: one hash at each distance 0..=33 from the query,
+/// its differences spread over all chunks, for every threshold.
+#[test]
+fn boundary_distances_are_exact() {
+    let mut rng = Rng(7);
+    let centre = rng.hash();
+    let mut lists = BTreeMap::new();
+    let hashes: Vec<PdqHash> = (0..=33).map(|bits| rng.near_spread(&centre, bits)).collect();
+    lists.insert("internal", hashes);
+    let case = Case {
+        lists,
+        queries: vec![vec![centre]],
+    };
+    check(&case).expect("boundary case");
+    let records = build(&case);
+    for threshold in 0..=31u32 {
+        let query = Query {
+            pdq: vec![centre],
+            pdq_threshold: threshold,
+            ..Query::default()
+        };
+        let plan = QueryPlan::new(&query).expect("in range");
+        let matches = plan.resolve(|k| records.get(k).map(|v| v.as_bytes())).expect("resolves");
+        let distances: Vec<u32> = matches.iter().map(|m| m.distance).collect();
+        assert_eq!(distances, (0..=threshold).collect::<Vec<_>>());
+    }
+}
