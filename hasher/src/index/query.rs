@@ -379,3 +379,165 @@ fn scan_vec72(table: &TableView<'_>, vector: &Vec72, query: &Query, add: &mut im
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::lists::{parse_allowlist, parse_hash_list};
+    use crate::index::IndexBuilder;
+    use crate::hashes::{Md5Digest, Sha256Digest};
+
+    const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+    const MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+    const SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn index(lists: &[(&str, String)], allow: &str) -> BTreeMap<String, String> {
+        let mut builder = IndexBuilder::new();
+        for (name, text) in lists {
+            let parsed = parse_hash_list(text);
+            assert!(parsed.errors.is_empty());
+            builder.add_list(name, parsed.entries).unwrap();
+        }
+        builder.add_allowlist(parse_allowlist(allow).entries);
+        builder.build().unwrap().records
+    }
+
+    fn run(records: &BTreeMap<String, String>, query: &Query) -> Vec<Match> {
+        let plan = QueryPlan::new(query).unwrap();
+        plan.resolve(|key| records.get(key).map(|v| v.as_bytes())).unwrap()
+    }
+
+    fn pdq(text: &str) -> PdqHash {
+        text.parse().unwrap()
+    }
+
+    /// `PDQ` with its lowest `bits` bits flipped.
+    fn flipped(bits: usize) -> PdqHash {
+        let mut hash = pdq(PDQ);
+        for bit in 0..bits {
+            hash.0[31 - bit / 8] ^= 1 << (bit % 8);
+        }
+        hash
+    }
+
+    #[test]
+    fn plan_sizes_and_batches() {
+        let query = Query {
+            pdq: vec![pdq(PDQ)],
+            pdq_threshold: 31,
+            exact: vec![ExactDigest::Md5(MD5.parse().unwrap())],
+            ..Query::default()
+        };
+        let plan = QueryPlan::new(&query).unwrap();
+        // 272 buckets + 1 PDQ allow record + 1 digest record
+        assert_eq!(plan.keys().len(), 274);
+        let sizes: Vec<usize> = plan.batches().map(<[String]>::len).collect();
+        assert_eq!(sizes, vec![100, 100, 74]);
+        let unique: BTreeSet<&String> = plan.keys().iter().collect();
+        assert_eq!(unique.len(), plan.keys().len());
+        let small = Query { pdq_threshold: 10, ..query.clone() };
+        assert_eq!(QueryPlan::new(&small).unwrap().keys().len(), 13);
+        let too_far = Query { pdq_threshold: 32, ..query };
+        assert_eq!(QueryPlan::new(&too_far).unwrap_err(), QueryError::ThresholdTooLarge(32));
+    }
+
+    #[test]
+    fn exact_and_fuzzy_matches_with_lists_and_ids() {
+        let records = index(
+            &[
+                ("ncmec", format!("pdq,{PDQ},n-7\nmd5,{MD5},n-8\n")),
+                ("iwf", format!("sha256,{SHA256}\npdq,{}\n", flipped(12))),
+            ],
+            "",
+        );
+        let mut query = Query {
+            pdq: vec![flipped(3)],
+            pdq_threshold: 31,
+            exact: vec![
+                ExactDigest::Md5(MD5.parse::<Md5Digest>().unwrap()),
+                ExactDigest::Sha256(SHA256.parse::<Sha256Digest>().unwrap()),
+            ],
+            ..Query::default()
+        };
+        let found: Vec<(String, HashKind, u32, Option<String>)> = run(&records, &query)
+            .into_iter()
+            .map(|m| (m.list, m.kind, m.distance, m.id))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("iwf".into(), HashKind::Sha256, 0, None),
+                ("ncmec".into(), HashKind::Md5, 0, Some("n-8".into())),
+                ("ncmec".into(), HashKind::Pdq, 3, Some("n-7".into())),
+                ("iwf".into(), HashKind::Pdq, 9, None),
+            ]
+        );
+        query.lists = ListFilter::Only(["iwf".to_string()].into());
+        query.pdq_threshold = 8;
+        let lists: Vec<String> = run(&records, &query).into_iter().map(|m| m.list).collect();
+        assert_eq!(lists, vec!["iwf"]);
+    }
+
+    #[test]
+    fn a_list_hash_found_by_two_query_hashes_is_reported_once_at_its_nearest() {
+        let records = index(&[("ncmec", format!("pdq,{PDQ}\n"))], "");
+        let query = Query {
+            pdq: vec![flipped(20), flipped(2), flipped(2)],
+            pdq_threshold: 31,
+            ..Query::default()
+        };
+        let matches = run(&records, &query);
+        assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].distance, 2);
+        assert_eq!(matches[0].matched_by, MatchedBy::Pdq(1));
+    }
+
+    #[test]
+    fn allowlisted_query_hashes_suppress_their_lists() {
+        let lists = [
+            ("ncmec", format!("pdq,{}\nmd5,{MD5}\n", flipped(5))),
+            ("iwf", format!("pdq,{}\n", flipped(6))),
+        ];
+        let query = Query {
+            pdq: vec![pdq(PDQ)],
+            pdq_threshold: 31,
+            exact: vec![ExactDigest::Md5(MD5.parse().unwrap())],
+            ..Query::default()
+        };
+        // The image's own PDQ hash is a known false positive for iwf only.
+        let records = index(&lists, &format!("pdq,{PDQ},iwf\n"));
+        let lists_found: BTreeSet<String> = run(&records, &query).into_iter().map(|m| m.list).collect();
+        assert_eq!(lists_found, ["ncmec".to_string()].into());
+        // Its digest is allowed everywhere: nothing matches.
+        let records = index(&lists, &format!("sha1,da39a3ee5e6b4b0d3255bfef95601890afd80709\nmd5,{MD5},*\n"));
+        assert!(run(&records, &query).is_empty());
+    }
+
+    #[test]
+    fn vec72_matches_by_scanning() {
+        let near = "01".repeat(72);
+        let far = "ff".repeat(72);
+        let records = index(&[("internal", format!("vec72,{near},v-1\nvec72,{far}\n"))], "");
+        let query = Query {
+            vec72: Some("00".repeat(72).parse().unwrap()),
+            vec72_threshold: 100,
+            ..Query::default()
+        };
+        let matches = run(&records, &query);
+        assert_eq!(matches.len(), 1);
+        assert_eq!((matches[0].distance, matches[0].id.as_deref()), (72, Some("v-1")));
+        assert_eq!(matches[0].matched_by, MatchedBy::Vec72);
+    }
+
+    #[test]
+    fn corrupt_values_are_reported_with_their_key() {
+        let query = Query {
+            exact: vec![ExactDigest::Md5(MD5.parse().unwrap())],
+            ..Query::default()
+        };
+        let plan = QueryPlan::new(&query).unwrap();
+        let error = plan.resolve(|_| Some(b"%%%".as_slice())).unwrap_err();
+        assert_eq!(error.key, format!("hg1/md5/{MD5}"));
+        assert_eq!(error.source, RecordError::NotBase64);
+    }
+}
