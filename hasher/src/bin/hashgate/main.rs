@@ -2,6 +2,9 @@
 //! hashing and matching in the library.
 
 mod hash_cmd;
+mod index_cmd;
+mod index_store;
+mod match_cmd;
 
 use std::process::ExitCode;
 
@@ -19,12 +22,19 @@ struct Cli {
 enum Command {
     /// Print PDQ, quality and MD5/SHA-1/SHA-256 of images, one JSON line each.
     Hash(hash_cmd::HashArgs),
+    /// Build the Workers KV hash index from hash lists, or diff two builds.
+    #[command(subcommand)]
+    Index(index_cmd::IndexCommand),
+    /// Look images or hashes up in a built index, one JSON line per query.
+    Match(match_cmd::MatchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hash(args) => hash_cmd::run(args),
+        Command::Index(command) => index_cmd::run(command),
+        Command::Match(args) => match_cmd::run(args),
     };
     match result {
         Ok(code) => code,
