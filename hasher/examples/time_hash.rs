@@ -1,0 +1,90 @@
+//! Times `hash_image` on one file, single thread, for the hasher benchmark
+//! (`scripts/bench-hasher.sh`). Built natively and for wasm32-wasip1, so the
+//! same code is timed in both. Prints one JSON line.
+//!
+//! Usage: time_hash FILE ITERATIONS [full|reduced]
+
+use std::time::Instant;
+
+use hashgate::{hash_image, DecodeOptions, HashOptions, Reduction};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(path), Some(iterations)) = (args.get(1), args.get(2).and_then(|n| n.parse::<usize>().ok())) else {
+        eprintln!("usage: time_hash FILE ITERATIONS [full|reduced]");
+        std::process::exit(2);
+    };
+    let reduction = match args.get(3).map(String::as_str) {
+        Some("full") => Reduction::Full,
+        _ => Reduction::DEFAULT,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            eprintln!("cannot read {path}: {error}");
+            std::process::exit(2);
+        }
+    };
+    let options = HashOptions {
+        decode: DecodeOptions { reduction, ..DecodeOptions::default() },
+        dihedral: false,
+    };
+    if std::env::var_os("TIME_STAGES").is_some() {
+        time_stages(&bytes, &options, iterations);
+    }
+    let mut times = Vec::with_capacity(iterations);
+    let mut last = None;
+    for _ in 0..iterations.max(1) {
+        let start = Instant::now();
+        let hashes = hash_image(&bytes, &options);
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        last = Some(hashes);
+    }
+    times.sort_by(f64::total_cmp);
+    match last {
+        Some(Ok(hashes)) => println!(
+            "{{\"median_ms\": {:.3}, \"min_ms\": {:.3}, \"pdq\": \"{}\", \"quality\": {}, \"width\": {}, \"height\": {}}}",
+            times[times.len() / 2],
+            times[0],
+            hashes.pdq,
+            hashes.quality,
+            hashes.width,
+            hashes.height
+        ),
+        Some(Err(error)) => {
+            eprintln!("{path}: {error}");
+            std::process::exit(1);
+        }
+        None => unreachable!("at least one iteration runs"),
+    }
+}
+
+/// Prints the median time of each stage on stderr: decode, PDQ, digests.
+fn time_stages(bytes: &[u8], options: &HashOptions, iterations: usize) {
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64() * 1000.0
+    };
+    let (mut decode, mut pdq, mut digests) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..iterations.max(1) {
+        let mut decoded = None;
+        decode.push(time(&mut || decoded = hashgate::decode::decode(bytes, &options.decode).ok()));
+        let Some(decoded) = decoded else { return };
+        let (w, h) = (decoded.luma.width, decoded.luma.height);
+        pdq.push(time(&mut || {
+            hashgate::pdq::hash_luma(decoded.luma.clone());
+        }));
+        digests.push(time(&mut || {
+            hashgate::digest::ExactDigests::of(bytes);
+        }));
+        if decode.len() == 1 {
+            eprintln!("decoded luma {w}x{h}");
+        }
+    }
+    eprintln!("decode {:.2} ms, pdq {:.2} ms, digests {:.2} ms", median(decode), median(pdq), median(digests));
+}
