@@ -82,10 +82,10 @@ def ref_draft(path):
     return to_int(vector)
 
 
-def run_ours(command, path, iterations):
+def run_ours(command, path, iterations, raw=False):
     output = subprocess.run(command + [path, str(iterations)], capture_output=True, text=True, check=True, cwd=ROOT)
     result = json.loads(output.stdout)
-    return result["median_ms"], int(result["pdq"], 16)
+    return result if raw else (result["median_ms"], int(result["pdq"], 16))
 
 
 def main():
@@ -107,6 +107,16 @@ def main():
         print(f"{'':16} {'ref-draft':10} {draft_ms:9.2f} {d(draft_hash):8}")
         print(f"{'':16} {'ours':10} {ours_ms:9.2f} {d(ours_hash):8}  ref-draft/ours = {draft_ms / ours_ms:.2f}x faster, ref-full/ours = {full_ms / ours_ms:.2f}x")
         print(f"{'':16} {'ours-wasm':10} {wasm_ms:9.2f} {d(wasm_hash):8}  wasm/native = {wasm_ms / ours_ms:.2f}x")
+    wasm_cmd = ["node", "--no-warnings", os.path.join(ROOT, "bench", "run-wasi.mjs"), WASM]
+    big = os.path.relpath(photo("photo-24mp.jpg", 6000, 4000), ROOT)
+    result = run_ours(wasm_cmd, big, 1, raw=True)
+    print(f"24 MP JPEG (6000x4000) in wasm: {result['median_ms']:.1f} ms, peak linear memory {result['peak_memory_bytes'] / 2**20:.1f} MiB "
+          f"(the module's memory after one hash; it only grows)")
+    bomb = os.path.join("fixtures", "errors", "bomb-50000.png")
+    native = run_ours([NATIVE], bomb, 1001, raw=True)
+    wasm = run_ours(wasm_cmd, bomb, 1001, raw=True)
+    print(f"PNG bomb ({os.path.getsize(os.path.join(ROOT, bomb))} bytes claiming 50000x50000): refused in {native['median_ms'] * 1000:.1f} us native, "
+          f"{wasm['median_ms'] * 1000:.1f} us wasm ({native['error']})")
     print(f"wasm module (hasher + digests + decoders, wasm32-wasip1 example): {os.path.getsize(WASM) / 1024:.0f} KiB")
 
 

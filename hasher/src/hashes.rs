@@ -304,6 +304,37 @@ mod tests {
         assert_eq!(full.distance(&zero), zero.distance(&full));
     }
 
+    /// Builds a vector hash by adding `deltas` to a base vector.
+    fn shifted(base: &Vec72, deltas: &[(usize, i16)]) -> Vec72 {
+        let mut out = *base;
+        for &(index, delta) in deltas {
+            out.0[index] = (i16::from(out.0[index]) + delta) as u8;
+        }
+        out
+    }
+
+    #[test]
+    fn vec72_distance_reproduces_cloudflares_figures() {
+        // Cloudflare's announcement of its CSAM scanning tool (2019) gives
+        // 4,913 between an image and its altered copy and 713,061 between
+        // two unrelated photos. The published hex strings were not available
+        // to us, so pairs with those distances are built here, and the
+        // distance must come out as the sum of squared byte differences.
+        let base = Vec72([100; 72]);
+        // 4,913 = 70^2 + 3^2 + 2^2
+        let altered = shifted(&base, &[(3, 70), (40, -3), (71, 2)]);
+        assert_eq!(base.distance(&altered), 4_913);
+        // 713,061 = 29 * 155^2 + 127^2 + 14^2 + 3^2 + 1^2 + 1^2
+        let mut deltas: Vec<(usize, i16)> = (0..29).map(|i| (i, 155)).collect();
+        deltas.extend([(30, 127), (31, -14), (32, 3), (33, -1), (34, 1)]);
+        let unrelated = shifted(&base, &deltas);
+        assert_eq!(base.distance(&unrelated), 713_061);
+        assert!(base.distance(&altered) < base.distance(&unrelated));
+        // The text form carries 144 hex digits.
+        assert_eq!(altered.to_string().len(), 144);
+        assert_eq!(altered.to_string().parse::<Vec72>(), Ok(altered));
+    }
+
     #[test]
     fn kind_names_parse() {
         for kind in HashKind::ALL {
