@@ -1,17 +1,31 @@
-// A real origin for end-to-end tests: a Node HTTP server on 127.0.0.1 (free
-// port) serving files from fixtures/. It counts the requests it sees so tests
-// can tell whether the worker went to the origin (and how often).
+// A real origin for end-to-end tests and the demo: a Node HTTP server on
+// 127.0.0.1 serving files from fixtures/ (and any extra mounted
+// directories). It counts the requests it sees so tests can tell whether
+// the worker went to the origin, and keeps a digest of every upload so
+// tests can tell whether an upload reached it and with which bytes.
 //
-//   const origin = await startOrigin();          // serves <repo>/fixtures
+// Like a typical static server it sends a strong ETag, answers single
+// `Range: bytes=a-b` requests with 206, and accepts PUT/POST uploads
+// (answering 201 with the SHA-256 of what it received).
+//
+//   const origin = await startOrigin({ mounts: { "/variants": dir } });
 //   await fetch(`${origin.url}/web/hello.txt`);
 //   origin.count("/web/hello.txt")   // -> 1     (origin.count() = all requests)
-//   origin.requests                  // [{ method, path, url, headers }, ...]
+//   origin.requests                  // [{ method, path, url, headers, bodySha256, bodyLength }, ...]
+//   origin.uploads                   // the subset with a body (PUT/POST)
 //   origin.reset(); await origin.close();
+//
+// Special paths for tests: /__redirect?to=PATH (302), /__status/NNN (that
+// status), /__untyped/FILE (a fixture without Content-Type), /__typed/TYPE/FILE
+// (a fixture with Content-Type TYPE, e.g. /__typed/text%2Fplain/photos/x.jpg).
+//
+// Standalone (the demo): node tests/support/origin.mjs [--port N] [--root DIR]
 
 import { createServer } from "node:http";
+import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const FIXTURES_DIR = path.join(REPO_ROOT, "fixtures");
@@ -29,62 +43,127 @@ export const CONTENT_TYPES = {
   ".svg": "image/svg+xml",
 };
 
+export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
 /**
  * Start the origin.
  * @param {object} [opts]
  * @param {string} [opts.root] directory to serve (default: <repo>/fixtures)
- * @returns {Promise<{url: string, port: number, root: string, requests: object[],
- *   count: (path?: string) => number, reset: () => void, close: () => Promise<void>}>}
+ * @param {Record<string,string>} [opts.mounts] URL prefix -> directory, served besides root
+ * @param {number} [opts.port] port (default: any free port)
  */
-export async function startOrigin({ root = FIXTURES_DIR } = {}) {
+export async function startOrigin({ root = FIXTURES_DIR, mounts = {}, port = 0 } = {}) {
   root = path.resolve(root);
   const requests = [];
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, "http://origin.invalid");
-    const entry = { method: req.method, path: url.pathname, url: req.url, headers: req.headers };
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks);
+    const entry = {
+      method: req.method,
+      path: url.pathname,
+      url: req.url,
+      headers: req.headers,
+      bodyLength: body.length,
+      bodySha256: body.length ? sha256(body) : null,
+    };
     requests.push(entry);
 
-    const send = (status, body, headers = {}) => {
-      res.writeHead(status, { "content-length": Buffer.byteLength(body), ...headers });
-      res.end(req.method === "HEAD" ? undefined : body);
+    const send = (status, data, headers = {}) => {
+      res.writeHead(status, { "content-length": Buffer.byteLength(data), ...headers });
+      res.end(req.method === "HEAD" ? undefined : data);
     };
+    const text = { "content-type": "text/plain; charset=utf-8" };
 
+    if (req.method === "PUT" || req.method === "POST") {
+      const reply = JSON.stringify({ received: body.length, sha256: sha256(body) }) + "\n";
+      return send(201, reply, { "content-type": "application/json" });
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
-      req.resume();
-      return send(405, "method not allowed\n", { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" });
+      return send(405, "method not allowed\n", { ...text, allow: "GET, HEAD, PUT, POST" });
+    }
+
+    if (url.pathname === "/__redirect") {
+      const to = url.searchParams.get("to") ?? "/";
+      return send(302, `see ${to}\n`, { ...text, location: to });
+    }
+    const status = url.pathname.match(/^\/__status\/(\d{3})$/);
+    if (status) {
+      return send(Number(status[1]), `status ${status[1]}\n`, text);
+    }
+
+    // Which file, and which Content-Type to claim.
+    let pathname = url.pathname;
+    let forcedType;
+    if (pathname.startsWith("/__untyped/")) {
+      pathname = pathname.slice("/__untyped".length);
+      forcedType = null;
+    } else {
+      const typed = pathname.match(/^\/__typed\/([^/]+)(\/.*)$/);
+      if (typed) {
+        forcedType = decodeURIComponent(typed[1]);
+        pathname = typed[2];
+      }
+    }
+    let base = root;
+    let rel = pathname;
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      if (pathname.startsWith(prefix + "/")) {
+        base = path.resolve(dir);
+        rel = pathname.slice(prefix.length);
+        break;
+      }
     }
     let file;
     try {
-      file = path.join(root, decodeURIComponent(url.pathname));
+      file = path.join(base, decodeURIComponent(rel));
     } catch {
-      return send(400, "bad path\n", { "content-type": "text/plain; charset=utf-8" });
+      return send(400, "bad path\n", text);
     }
     // No escaping the served directory.
-    if (file !== root && !file.startsWith(root + path.sep)) {
-      return send(403, "forbidden\n", { "content-type": "text/plain; charset=utf-8" });
+    if (file !== base && !file.startsWith(base + path.sep)) {
+      return send(403, "forbidden\n", text);
     }
+    let data;
     try {
       if (!(await stat(file)).isFile()) throw new Error("not a file");
-      const body = await readFile(file);
-      const type = CONTENT_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream";
-      return send(200, body, { "content-type": type });
+      data = await readFile(file);
     } catch {
-      return send(404, "not found\n", { "content-type": "text/plain; charset=utf-8" });
+      return send(404, "not found\n", text);
     }
+    const headers = { etag: `"${sha256(data).slice(0, 16)}"`, "accept-ranges": "bytes" };
+    const type = forcedType === undefined ? CONTENT_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream" : forcedType;
+    if (type !== null) headers["content-type"] = type;
+
+    const range = req.headers.range?.match(/^bytes=(\d*)-(\d*)$/);
+    if (range && (range[1] !== "" || range[2] !== "")) {
+      let start = range[1] === "" ? data.length - Number(range[2]) : Number(range[1]);
+      let end = range[1] === "" || range[2] === "" ? data.length - 1 : Math.min(Number(range[2]), data.length - 1);
+      start = Math.max(0, start);
+      if (start > end || start >= data.length) {
+        return send(416, "", { "content-range": `bytes */${data.length}` });
+      }
+      return send(206, data.subarray(start, end + 1), { ...headers, "content-range": `bytes ${start}-${end}/${data.length}` });
+    }
+    return send(200, data, headers);
   });
 
   await new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(port, "127.0.0.1", resolve);
   });
-  const { port } = server.address();
+  const actualPort = server.address().port;
 
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: `http://127.0.0.1:${actualPort}`,
+    port: actualPort,
     root,
     requests,
+    get uploads() {
+      return requests.filter((r) => r.method === "PUT" || r.method === "POST");
+    },
     count: (p) => (p === undefined ? requests.length : requests.filter((r) => r.path === p).length),
     reset: () => {
       requests.length = 0;
@@ -95,4 +174,20 @@ export async function startOrigin({ root = FIXTURES_DIR } = {}) {
         server.close(() => resolve());
       }),
   };
+}
+
+// Standalone: serve until killed.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  const arg = (name) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const origin = await startOrigin({ port: Number(arg("--port") ?? 0), root: arg("--root") ?? FIXTURES_DIR });
+  console.log(`origin serving ${origin.root} on ${origin.url}`);
+  const stop = async () => {
+    await origin.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
 }

@@ -1,6 +1,7 @@
 // The built worker (worker/build/, from scripts/build-worker.sh) running in
 // workerd through Miniflare, with the bindings wrangler.toml declares: local
-// KV namespaces, the MATCH_EVENTS queue (producer and consumer) and the vars.
+// KV namespaces HASH_INDEX and REPORTS, the MATCH_EVENTS queue (producer and
+// consumer, dead-letter queue hashgate-dlq, itself consumed) and the vars.
 // Nothing is built here; run scripts/build-worker.sh first (scripts/test-e2e.sh does).
 //
 // Create ONE instance per test file (startup costs ~0.5 s):
@@ -8,14 +9,15 @@
 //   let origin, worker;
 //   before(async () => {
 //     origin = await startOrigin();
-//     worker = await startWorker({ origin: origin.url });
+//     worker = await startWorker({ origin: origin.url, policy });
+//     await worker.loadIndex(await buildIndex({ demo: DEMO_LIST }));
 //   });
 //   after(async () => { await worker?.dispose(); await origin?.close(); });
 //
 //   const res = await worker.fetch("/web/hello.txt");
-//   await (await worker.kv("HASH_INDEX")).put(key, value);
 
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
 import { REPO_ROOT } from "./origin.mjs";
@@ -28,19 +30,11 @@ export const COMPATIBILITY_DATE = "2026-04-26";
 export const MATCH_EVENTS_QUEUE = "hashgate-match-events";
 export const DEAD_LETTER_QUEUE = "hashgate-dlq";
 export const KV_NAMESPACES = ["HASH_INDEX", "REPORTS"];
+/** The secret the tests' webhook receivers verify with. */
+export const WEBHOOK_SECRET = "e2e-webhook-secret";
 /** Example policy, same as the POLICY default in wrangler.toml. */
 export const DEFAULT_POLICY = {
-  routes: [
-    {
-      pattern: "*",
-      enabled: true,
-      action: "flag",
-      thresholds: { pdq: 31 },
-      lists: ["*"],
-      fail: "open",
-      scan: ["responses"],
-    },
-  ],
+  routes: [{ pattern: "*/*", action: "flag", lists: ["*"], fail: "open", scan: ["responses"] }],
 };
 
 /** Host used in URLs sent to the worker (the worker proxies to ORIGIN anyway). */
@@ -51,10 +45,11 @@ export const WORKER_BASE = "http://hashgate.test";
  * @param {object} [opts]
  * @param {string} [opts.origin] ORIGIN var: base URL of the origin ("" = pass through)
  * @param {object|string} [opts.policy] POLICY var (object is JSON-encoded)
- * @param {object} [opts.bindings] extra/overriding plain bindings
+ * @param {object} [opts.bindings] extra/overriding plain bindings (e.g. DEBUG: "1")
+ * @param {object} [opts.consumer] overrides for the MATCH_EVENTS consumer (maxRetries, retryDelay)
  * @param {object} [opts.miniflare] extra Miniflare options (override the defaults)
  */
-export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, miniflare = {} } = {}) {
+export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, miniflare = {} } = {}) {
   if (!existsSync(SCRIPT_PATH)) {
     throw new Error(`${SCRIPT_PATH} not found: build the worker first (bash scripts/build-worker.sh)`);
   }
@@ -71,23 +66,57 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE } },
     // Deliver each event on its own and fast, so tests see them within ~1 s.
     queueConsumers: {
-      [MATCH_EVENTS_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 1, maxRetries: 5, deadLetterQueue: DEAD_LETTER_QUEUE },
+      [MATCH_EVENTS_QUEUE]: {
+        maxBatchSize: 1,
+        maxBatchTimeout: 0,
+        maxRetries: 3,
+        retryDelay: 0,
+        deadLetterQueue: DEAD_LETTER_QUEUE,
+        ...consumer,
+      },
+      [DEAD_LETTER_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
     },
     bindings: {
       POLICY: typeof policy === "string" ? policy : JSON.stringify(policy),
       ORIGIN: origin,
+      WEBHOOK_SECRET,
       ...bindings,
     },
     ...miniflare,
   });
   await mf.ready;
 
-  return {
+  const worker = {
     mf,
     /** dispatchFetch with a path ("/x?y") or a full URL. */
     fetch: (input, init) => mf.dispatchFetch(new URL(input, WORKER_BASE).href, init),
     kv: (name) => mf.getKVNamespace(name),
     queue: (binding = "MATCH_EVENTS") => mf.getQueueProducer(binding),
     dispose: () => mf.dispose(),
+    /** Writes a `hashgate index build` kv-bulk.json into HASH_INDEX. */
+    async loadIndex(kvBulkPath) {
+      const kv = await mf.getKVNamespace("HASH_INDEX");
+      const records = JSON.parse(await readFile(kvBulkPath, "utf8"));
+      for (const { key, value, base64 } of records) {
+        await kv.put(key, base64 ? Buffer.from(value, "base64") : value);
+      }
+      return records.length;
+    },
+    /** Polls REPORTS until `predicate(records)` holds (records: [{key, value, expiration}]). */
+    async waitForReports(predicate, { prefix = "", timeoutMs = 10_000 } = {}) {
+      const kv = await mf.getKVNamespace("REPORTS");
+      const deadline = Date.now() + timeoutMs;
+      let records = [];
+      while (Date.now() < deadline) {
+        const list = await kv.list({ prefix });
+        records = await Promise.all(
+          list.keys.map(async (k) => ({ key: k.name, expiration: k.expiration, value: JSON.parse(await kv.get(k.name)) })),
+        );
+        if (predicate(records)) return records;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`timed out waiting for REPORTS (prefix ${JSON.stringify(prefix)}); have ${JSON.stringify(records, null, 1)}`);
+    },
   };
+  return worker;
 }

@@ -1,43 +1,63 @@
-//! The hashgate edge worker.
+//! The hashgate edge worker: scans images on the routes a policy enables,
+//! answers 451 when one matches a subscribed hash list, and reports through
+//! a queue.
 //!
-//! PLACEHOLDER: this only proves the build toolchain (workers-rs -> wasm ->
-//! worker-build -> wrangler/miniflare). It proxies every request to the
-//! origin unchanged and acks queue messages. The real worker (scan, index
-//! lookup, 451, report events) replaces it.
+//! This file is only the event glue. The pure modules (policy, routes,
+//! sniffing, multipart, verdicts, verdict cache, events, report records,
+//! signing) build everywhere and are unit-tested natively with
+//! `cargo test -p hashgate-worker`; the runtime modules are wasm32-only.
+//!
+//! * fetch: [`intercept`] (phases route -> upload -> origin -> inspect ->
+//!   cache -> read -> hash -> look up -> verdict -> respond);
+//! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
+//!   dead letters).
+//!
+//! Panic policy: panics are for logic errors only. Input (requests, origin
+//! responses, images, multipart bodies, queue messages, KV values) is
+//! handled with typed errors and the route's fail mode; the crate denies
+//! `unwrap`/`expect` outside tests.
 
-use worker::wasm_bindgen::JsCast;
-use worker::{event, web_sys, Context, Env, Fetch, MessageBatch, Request, Response, Result};
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-/// Proxy to the origin: `ORIGIN` + path + query when the `ORIGIN` var is set,
-/// else the request goes out unchanged to the host it names (as on a
-/// Cloudflare route in front of the origin). The origin's response is
-/// returned as is.
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let origin = env.var("ORIGIN").map(|v| v.to_string()).unwrap_or_default();
-    if origin.is_empty() {
-        return Fetch::Request(req).send().await;
+pub mod error;
+pub mod events;
+pub mod multipart;
+pub mod notify;
+pub mod origin;
+pub mod pattern;
+pub mod policy;
+pub mod report;
+pub mod respond;
+pub mod sniff;
+pub mod upload;
+pub mod verdict;
+pub mod verdict_cache;
+
+#[cfg(target_arch = "wasm32")]
+mod body;
+#[cfg(target_arch = "wasm32")]
+mod config;
+#[cfg(target_arch = "wasm32")]
+mod consumer;
+#[cfg(target_arch = "wasm32")]
+mod intercept;
+#[cfg(target_arch = "wasm32")]
+mod lookup;
+#[cfg(target_arch = "wasm32")]
+mod runtime;
+
+#[cfg(target_arch = "wasm32")]
+mod glue {
+    use wasm_bindgen::JsValue;
+    use worker::{event, Context, Env, MessageBatch};
+
+    #[event(fetch)]
+    async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
+        crate::intercept::handle(request, env, ctx).await.map_err(worker::Error::from)
     }
-    let url = req.url()?;
-    let mut target = format!("{}{}", origin.trim_end_matches('/'), url.path());
-    if let Some(query) = url.query() {
-        target.push('?');
-        target.push_str(query);
-    }
-    // `new Request(target, req)`, the usual Workers idiom: the incoming request
-    // serves as the init dictionary (same method, headers, body, redirect mode).
-    let init: &web_sys::RequestInit = req.inner().unchecked_ref();
-    let upstream = web_sys::Request::new_with_str_and_init(&target, init)?;
-    Fetch::Request(upstream.into()).send().await
-}
 
-/// Queue consumer for `MATCH_EVENTS`: acknowledge everything (placeholder).
-#[event(queue)]
-async fn queue(
-    batch: MessageBatch<worker::wasm_bindgen::JsValue>,
-    _env: Env,
-    _ctx: Context,
-) -> Result<()> {
-    batch.ack_all();
-    Ok(())
+    #[event(queue)]
+    async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
+        crate::consumer::handle(batch, env).await
+    }
 }

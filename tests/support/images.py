@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Images the end-to-end tests and the worker benchmark need, made from the
+fixture photos with Pillow (not committed: they are derived, and large).
+
+  python3 tests/support/images.py variants OUT_DIR
+      altered copies of fixtures/photos/chelsea.jpg (on the demo list by PDQ):
+      chelsea-q40.jpg      re-encoded at JPEG quality 40
+      chelsea-small.jpg    resized to 60% (and re-encoded)
+      chelsea-rot90.jpg    rotated 90 degrees (and re-encoded)
+      chelsea-mirror.png   mirrored left-right, as PNG
+      chelsea-copy.jpg     a byte-identical copy (same SHA-256, another URL)
+
+  python3 tests/support/images.py sizes OUT_DIR
+      photo-1mp.jpg, photo-12mp.jpg, photo-24mp.jpg: fixtures/photos/hubble.jpg
+      resized to about 1, 12 and 24 megapixels (4:3), JPEG quality 90
+
+Files that already exist are kept (delete OUT_DIR to remake them).
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOTOS = ROOT / "fixtures" / "photos"
+
+
+def save(img, path, **kw):
+    if not path.exists():
+        img.save(path, **kw)
+
+
+def variants(out):
+    src = PHOTOS / "chelsea.jpg"
+    img = Image.open(src).convert("RGB")
+    save(img, out / "chelsea-q40.jpg", quality=40)
+    w, h = img.size
+    save(img.resize((int(w * 0.6), int(h * 0.6)), Image.LANCZOS), out / "chelsea-small.jpg", quality=85)
+    save(img.transpose(Image.Transpose.ROTATE_90), out / "chelsea-rot90.jpg", quality=85)
+    save(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), out / "chelsea-mirror.png")
+    if not (out / "chelsea-copy.jpg").exists():
+        shutil.copyfile(src, out / "chelsea-copy.jpg")
+
+
+def sizes(out):
+    img = Image.open(PHOTOS / "hubble.jpg").convert("RGB")
+    for name, (w, h) in {
+        "photo-1mp.jpg": (1155, 866),
+        "photo-12mp.jpg": (4000, 3000),
+        "photo-24mp.jpg": (5657, 4243),
+    }.items():
+        save(img.resize((w, h), Image.BICUBIC), out / name, quality=90)
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("variants", "sizes"):
+        sys.exit(__doc__)
+    out = Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    {"variants": variants, "sizes": sizes}[sys.argv[1]](out)
+    for path in sorted(out.iterdir()):
+        print(f"{path.name}\t{path.stat().st_size}")
+
+
+if __name__ == "__main__":
+    main()

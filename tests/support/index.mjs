@@ -1,0 +1,47 @@
+// Hash indexes for the tests, built by the real CLI: `hashgate index build`
+// (the same command an operator runs), into target/e2e/index-<name>/.
+//
+//   const bulk = await buildIndex("demo", { demo: DEMO_LIST });  // -> path of kv-bulk.json
+//   await worker.loadIndex(bulk);
+
+import { execFile } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { FIXTURES_DIR, REPO_ROOT } from "./origin.mjs";
+
+const run = promisify(execFile);
+
+export const DEMO_LIST = path.join(FIXTURES_DIR, "lists", "demo.csv");
+export const E2E_DIR = path.join(REPO_ROOT, "target", "e2e");
+
+/**
+ * Build an index from named lists. A list is a path, or an array of lines
+ * (`TYPE,HASH[,ID]`) written to a file first.
+ * @param {string} name  output directory name under target/e2e/
+ * @param {Record<string, string|string[]>} lists  list name -> path or lines
+ * @returns {Promise<string>} path of kv-bulk.json
+ */
+export async function buildIndex(name, lists) {
+  const out = path.join(E2E_DIR, `index-${name}`);
+  await mkdir(out, { recursive: true });
+  const args = ["run", "--release", "--quiet", "-p", "hashgate", "--", "index", "build", "--out", out];
+  for (const [list, source] of Object.entries(lists)) {
+    let file = source;
+    if (Array.isArray(source)) {
+      file = path.join(out, `${list}.csv`);
+      await writeFile(file, source.join("\n") + "\n");
+    }
+    args.push("--list", `${list}=${file}`);
+  }
+  await run("cargo", args, { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
+  return path.join(out, "kv-bulk.json");
+}
+
+/** `hashgate hash FILE` (one JSON line: pdq, quality, md5, sha1, sha256, ...). */
+export async function hashFile(file) {
+  const { stdout } = await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate", "--", "hash", file], {
+    cwd: REPO_ROOT,
+  });
+  return JSON.parse(stdout);
+}

@@ -1,0 +1,85 @@
+//! Talking to the origin.
+//!
+//! The request goes out as it came in (method, headers, body), to the
+//! request's own URL, or to `ORIGIN` + path + query when that variable is
+//! set (local development and tests). Redirects are never followed here:
+//! the client gets the origin's 3xx as is, exactly as without the worker.
+//! The origin's response object is what callers hand back when an image
+//! passes, so status, status text, headers and body stay the origin's own.
+
+#[cfg(target_arch = "wasm32")]
+pub use runtime::*;
+
+/// Where a request goes: its own URL, or the same path and query on `origin`.
+pub fn target_url(request_url: &str, origin: Option<&str>) -> String {
+    let Some(origin) = origin else { return request_url.to_owned() };
+    // Path and query: everything from the first '/' after "scheme://host".
+    let after_scheme = request_url.find("://").map_or(0, |i| i + 3);
+    let path_and_query = request_url[after_scheme..]
+        .find('/')
+        .map_or("/", |i| &request_url[after_scheme + i..]);
+    let path_and_query = path_and_query.split('#').next().unwrap_or("/");
+    format!("{origin}{path_and_query}")
+}
+
+#[cfg(target_arch = "wasm32")]
+mod runtime {
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{Request, RequestInit, RequestRedirect, Response};
+
+    use super::target_url;
+
+    #[wasm_bindgen::prelude::wasm_bindgen]
+    extern "C" {
+        /// The runtime's global `fetch`.
+        #[wasm_bindgen(js_name = fetch)]
+        fn global_fetch(request: &Request) -> js_sys::Promise;
+    }
+
+    /// The request to send upstream: the original, retargeted, redirects manual.
+    pub fn upstream(request: &Request, origin: Option<&str>) -> Result<Request, JsValue> {
+        let target = target_url(&request.url(), origin);
+        // `new Request(target, request)`: the incoming request is the init
+        // dictionary (method, headers, body stream, signal).
+        let init: &RequestInit = request.unchecked_ref();
+        let retargeted = Request::new_with_str_and_init(&target, init)?;
+        let manual = RequestInit::new();
+        manual.set_redirect(RequestRedirect::Manual);
+        Request::new_with_request_and_init(&retargeted, &manual)
+    }
+
+    /// The request to send upstream with a body already read (an upload that
+    /// was checked): the same method and headers, the bytes as the body, so the
+    /// origin sees the exact bytes with their `Content-Length`.
+    pub fn upstream_with_body(request: &Request, origin: Option<&str>, body: &[u8]) -> Result<Request, JsValue> {
+        let target = target_url(&request.url(), origin);
+        let init = RequestInit::new();
+        init.set_method(&request.method());
+        init.set_headers(&request.headers());
+        init.set_redirect(RequestRedirect::Manual);
+        let bytes = js_sys::Uint8Array::new_with_length(body.len() as u32);
+        bytes.copy_from(body);
+        init.set_body(&bytes);
+        Request::new_with_str_and_init(&target, &init)
+    }
+
+    /// Sends a request.
+    pub async fn fetch(request: &Request) -> Result<Response, JsValue> {
+        let response = JsFuture::from(global_fetch(request)).await?;
+        response.dyn_into::<Response>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retargets_path_and_query() {
+        assert_eq!(target_url("http://a.test/x/y.jpg?v=1", Some("http://127.0.0.1:9")), "http://127.0.0.1:9/x/y.jpg?v=1");
+        assert_eq!(target_url("http://a.test", Some("http://o")), "http://o/");
+        assert_eq!(target_url("http://a.test/p#frag", Some("http://o")), "http://o/p");
+        assert_eq!(target_url("http://a.test/p", None), "http://a.test/p");
+    }
+}

@@ -1,0 +1,547 @@
+//! The operator's policy: per route, what to scan, how strictly, against
+//! which lists, and what to do on a match or a failure.
+//!
+//! One JSON document, from the `POLICY` variable (or a KV key it names, see
+//! [`PolicySource`]), parsed once per isolate and validated before any
+//! request is served: a typo must not silently turn scanning off, so every
+//! problem is an error that names the route and the field, and unknown
+//! fields are refused rather than ignored.
+//!
+//! ```json
+//! {"routes": [{"pattern": "example.com/images/*", "action": "block",
+//!              "pdq_threshold": 31, "lists": ["ncmec"], "scan": ["responses", "uploads"],
+//!              "fail": "open", "max_bytes": 16777216,
+//!              "notify": {"webhook": "https://ops.example.com/hashgate"}}],
+//!  "blocked_by": "https://example.com/legal/blocking",
+//!  "verdict_cache": {"ttl_seconds": 300, "max_entries": 4096}}
+//! ```
+//!
+//! Route fields and defaults:
+//! * `pattern` (required): Cloudflare route syntax, see [`crate::pattern`];
+//! * `enabled` (default `true`): `false` sends the route's traffic through
+//!   untouched (a more specific disabled route carves a hole in a broader one);
+//! * `action` (required): `block` answers 451, `flag` passes the original and
+//!   reports;
+//! * `pdq_threshold` (default 31): largest PDQ Hamming distance that matches,
+//!   0..=31 (the index answers exactly up to 31);
+//! * `lists` (required): the hash lists the route subscribes to, or `["*"]`
+//!   for every list in the index;
+//! * `scan` (default `["responses"]`): `responses` (images served) and/or
+//!   `uploads` (images in `PUT`/`POST` bodies);
+//! * `fail` (default `open`): when an image cannot be checked, `open`
+//!   passes it and reports it unscanned, `closed` answers 503;
+//! * `max_bytes` (default 16 MiB, at most 25 MiB): the largest body read for
+//!   scanning; a larger one is a failure (see `fail`);
+//! * `notify.webhook`: where the report consumer posts signed notifications
+//!   (`https://`, or `http://` to a loopback address for local testing).
+
+use std::collections::BTreeSet;
+
+use hashgate::index::lists::{validate_list_name, ListNameError};
+use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::pattern::{PatternError, RoutePattern};
+
+/// Default `max_bytes`: 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+/// Largest `max_bytes`: what the hasher's edge limits accept.
+pub const MAX_MAX_BYTES: usize = 25 << 20;
+/// Default verdict cache lifetime.
+pub const DEFAULT_CACHE_TTL_SECONDS: u32 = 300;
+/// Default verdict cache size.
+pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
+/// Largest verdict cache size (each entry is about 200 bytes).
+pub const MAX_CACHE_ENTRIES: usize = 100_000;
+
+/// What to do with a matching image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Block,
+    Flag,
+}
+
+/// What to do with an image that could not be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    Open,
+    Closed,
+}
+
+/// What a route scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanTarget {
+    Responses,
+    Uploads,
+}
+
+/// One route's policy, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub pattern: RoutePattern,
+    pub enabled: bool,
+    pub action: Action,
+    pub pdq_threshold: u32,
+    pub lists: ListFilter,
+    pub scan_responses: bool,
+    pub scan_uploads: bool,
+    pub fail: FailMode,
+    pub max_bytes: usize,
+    pub webhook: Option<String>,
+}
+
+impl Route {
+    /// What the verdict on an image depends on besides the image and the
+    /// index: the threshold and the lists. Two routes with the same key can
+    /// share cached verdicts.
+    pub fn verdict_key(&self) -> String {
+        match &self.lists {
+            ListFilter::All => format!("t{}:*", self.pdq_threshold),
+            ListFilter::Only(lists) => {
+                let names: Vec<&str> = lists.iter().map(String::as_str).collect();
+                format!("t{}:{}", self.pdq_threshold, names.join(","))
+            }
+        }
+    }
+}
+
+/// Verdict cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// 0 turns the cache off.
+    pub ttl_seconds: u32,
+    pub max_entries: usize,
+}
+
+/// The whole policy, validated; routes most specific first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    routes: Vec<Route>,
+    pub blocked_by: Option<String>,
+    pub cache: CacheSettings,
+}
+
+/// Why a policy was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("POLICY is empty: set it to a JSON policy ({{\"routes\": [...]}}) or kv:<key>")]
+    Empty,
+    #[error("POLICY is not a valid policy document: {0}")]
+    Json(String),
+    #[error("routes[{index}] ({pattern:?}): {problem}")]
+    Route {
+        index: usize,
+        pattern: String,
+        problem: RouteProblem,
+    },
+    #[error("routes[{second}] repeats the pattern {pattern:?} of routes[{first}]")]
+    DuplicatePattern {
+        pattern: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("blocked_by: {0}")]
+    BlockedBy(String),
+    #[error("verdict_cache.max_entries {0} is out of range 1..={MAX_CACHE_ENTRIES}")]
+    CacheEntries(usize),
+}
+
+/// What is wrong with one route.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RouteProblem {
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("pdq_threshold {0} is out of range 0..={MAX_PDQ_THRESHOLD}")]
+    Threshold(u32),
+    #[error("lists is empty: name the lists to match (e.g. [\"ncmec\"]) or [\"*\"] for every list")]
+    NoLists,
+    #[error("lists: {0}")]
+    BadList(#[from] ListNameError),
+    #[error("lists: \"*\" (every list) cannot be combined with named lists")]
+    StarWithOthers,
+    #[error("scan is empty: use [\"responses\"], [\"uploads\"] or both (set \"enabled\": false to turn a route off)")]
+    EmptyScan,
+    #[error("max_bytes {0} is out of range 1..={MAX_MAX_BYTES}")]
+    MaxBytes(usize),
+    #[error("notify.webhook: {0}")]
+    Webhook(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDoc {
+    routes: Vec<RouteDoc>,
+    #[serde(default)]
+    blocked_by: Option<String>,
+    #[serde(default)]
+    verdict_cache: Option<CacheDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheDoc {
+    #[serde(default = "default_ttl")]
+    ttl_seconds: u32,
+    #[serde(default = "default_entries")]
+    max_entries: usize,
+}
+
+fn default_ttl() -> u32 {
+    DEFAULT_CACHE_TTL_SECONDS
+}
+
+fn default_entries() -> usize {
+    DEFAULT_CACHE_ENTRIES
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteDoc {
+    pattern: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    action: Action,
+    #[serde(default = "default_threshold")]
+    pdq_threshold: u32,
+    lists: Vec<String>,
+    #[serde(default = "default_scan")]
+    scan: Vec<ScanTarget>,
+    #[serde(default = "default_fail")]
+    fail: FailMode,
+    #[serde(default = "default_max_bytes")]
+    max_bytes: usize,
+    #[serde(default)]
+    notify: Option<NotifyDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyDoc {
+    webhook: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_threshold() -> u32 {
+    MAX_PDQ_THRESHOLD
+}
+
+fn default_scan() -> Vec<ScanTarget> {
+    vec![ScanTarget::Responses]
+}
+
+fn default_fail() -> FailMode {
+    FailMode::Open
+}
+
+fn default_max_bytes() -> usize {
+    DEFAULT_MAX_BYTES
+}
+
+impl Policy {
+    /// Parses and validates a policy document.
+    pub fn parse(json: &str) -> Result<Self, PolicyError> {
+        if json.trim().is_empty() {
+            return Err(PolicyError::Empty);
+        }
+        let doc: PolicyDoc = serde_json::from_str(json).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let mut routes = Vec::with_capacity(doc.routes.len());
+        for (index, raw) in doc.routes.into_iter().enumerate() {
+            let pattern_text = raw.pattern.clone();
+            let route = validate_route(raw).map_err(|problem| PolicyError::Route {
+                index,
+                pattern: pattern_text,
+                problem,
+            })?;
+            if let Some(first) = routes.iter().position(|r: &Route| r.pattern == route.pattern) {
+                return Err(PolicyError::DuplicatePattern {
+                    pattern: route.pattern.as_str().to_owned(),
+                    first,
+                    second: index,
+                });
+            }
+            routes.push(route);
+        }
+        // Stable: among equally specific patterns the first listed wins.
+        routes.sort_by(|a, b| a.pattern.cmp_specificity(&b.pattern));
+
+        if let Some(url) = &doc.blocked_by {
+            check_url(url, false).map_err(PolicyError::BlockedBy)?;
+        }
+        let cache = match doc.verdict_cache {
+            None => CacheSettings {
+                ttl_seconds: DEFAULT_CACHE_TTL_SECONDS,
+                max_entries: DEFAULT_CACHE_ENTRIES,
+            },
+            Some(c) => {
+                if c.max_entries == 0 || c.max_entries > MAX_CACHE_ENTRIES {
+                    return Err(PolicyError::CacheEntries(c.max_entries));
+                }
+                CacheSettings {
+                    ttl_seconds: c.ttl_seconds,
+                    max_entries: c.max_entries,
+                }
+            }
+        };
+        Ok(Policy {
+            routes,
+            blocked_by: doc.blocked_by,
+            cache,
+        })
+    }
+
+    /// The most specific route matching the request, enabled or not.
+    pub fn route_for(&self, host: &str, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pattern.matches(host, path))
+    }
+
+    /// The route with exactly this pattern (the report consumer finds a
+    /// route's webhook by the pattern an event names).
+    pub fn route_by_pattern(&self, pattern: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pattern.as_str() == pattern)
+    }
+
+    /// Every route, most specific first.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+}
+
+fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
+    let pattern = RoutePattern::parse(&raw.pattern)?;
+    if raw.pdq_threshold > MAX_PDQ_THRESHOLD {
+        return Err(RouteProblem::Threshold(raw.pdq_threshold));
+    }
+    let lists = if raw.lists.is_empty() {
+        return Err(RouteProblem::NoLists);
+    } else if raw.lists.iter().any(|l| l == "*") {
+        if raw.lists.len() > 1 {
+            return Err(RouteProblem::StarWithOthers);
+        }
+        ListFilter::All
+    } else {
+        let mut names = BTreeSet::new();
+        for name in &raw.lists {
+            names.insert(validate_list_name(name)?);
+        }
+        ListFilter::Only(names)
+    };
+    if raw.scan.is_empty() {
+        return Err(RouteProblem::EmptyScan);
+    }
+    if raw.max_bytes == 0 || raw.max_bytes > MAX_MAX_BYTES {
+        return Err(RouteProblem::MaxBytes(raw.max_bytes));
+    }
+    let webhook = match raw.notify {
+        Some(n) => {
+            check_url(&n.webhook, true).map_err(RouteProblem::Webhook)?;
+            Some(n.webhook)
+        }
+        None => None,
+    };
+    Ok(Route {
+        pattern,
+        enabled: raw.enabled,
+        action: raw.action,
+        pdq_threshold: raw.pdq_threshold,
+        lists,
+        scan_responses: raw.scan.contains(&ScanTarget::Responses),
+        scan_uploads: raw.scan.contains(&ScanTarget::Uploads),
+        fail: raw.fail,
+        max_bytes: raw.max_bytes,
+        webhook,
+    })
+}
+
+/// Checks an absolute URL. Webhooks carry report details, so they must use
+/// TLS, except to this machine (local development and tests).
+fn check_url(url: &str, https_unless_loopback: bool) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not an absolute URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        host_port.find(']').map_or(host_port, |end| &host_port[..=end])
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err(format!("{url:?} contains whitespace"));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if !https_unless_loopback => Ok(()),
+        "http" if matches!(host, "127.0.0.1" | "localhost" | "[::1]") => Ok(()),
+        "http" => Err(format!("{url:?} must use https:// (plain http is only allowed to 127.0.0.1, localhost or [::1])")),
+        other => Err(format!("{url:?} has scheme {other:?}; expected https")),
+    }
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// The `POLICY` variable holds the JSON itself.
+    Inline(String),
+    /// `POLICY` is `kv:<key>`: the JSON is in the `HASH_INDEX` namespace
+    /// under `<key>` (so it can change without a deploy).
+    Kv(String),
+}
+
+impl PolicySource {
+    /// Reads the `POLICY` variable's value.
+    pub fn from_var(value: &str) -> Result<Self, PolicyError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(PolicyError::Empty);
+        }
+        match value.strip_prefix("kv:") {
+            Some(key) if key.trim().is_empty() => Err(PolicyError::Json("kv: names no key".into())),
+            Some(key) => Ok(PolicySource::Kv(key.trim().to_owned())),
+            None => Ok(PolicySource::Inline(value.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_json(extra: &str) -> String {
+        format!(r#"{{"routes": [{{"pattern": "example.com/images/*", "action": "block", "lists": ["demo"]{extra}}}]}}"#)
+    }
+
+    fn problem(json: &str) -> RouteProblem {
+        match Policy::parse(json) {
+            Err(PolicyError::Route { problem, .. }) => problem,
+            other => panic!("expected a route problem, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let policy = Policy::parse(&route_json("")).unwrap();
+        let route = &policy.routes()[0];
+        assert!(route.enabled);
+        assert_eq!(route.action, Action::Block);
+        assert_eq!(route.pdq_threshold, 31);
+        assert!(route.scan_responses && !route.scan_uploads);
+        assert_eq!(route.fail, FailMode::Open);
+        assert_eq!(route.max_bytes, DEFAULT_MAX_BYTES);
+        assert_eq!(route.webhook, None);
+        assert_eq!(policy.cache.ttl_seconds, DEFAULT_CACHE_TTL_SECONDS);
+        assert_eq!(route.verdict_key(), "t31:demo");
+    }
+
+    #[test]
+    fn full_route() {
+        let policy = Policy::parse(&route_json(
+            r#", "enabled": false, "pdq_threshold": 10, "scan": ["uploads", "responses"], "fail": "closed",
+               "max_bytes": 1000, "notify": {"webhook": "https://ops.example.com/hook"}"#,
+        ))
+        .unwrap();
+        let route = &policy.routes()[0];
+        assert!(!route.enabled);
+        assert_eq!(route.pdq_threshold, 10);
+        assert!(route.scan_responses && route.scan_uploads);
+        assert_eq!(route.fail, FailMode::Closed);
+        assert_eq!(route.max_bytes, 1000);
+        assert_eq!(route.webhook.as_deref(), Some("https://ops.example.com/hook"));
+    }
+
+    #[test]
+    fn rejects_unknown_fields_with_their_name() {
+        let err = Policy::parse(&route_json(r#", "treshold": 3"#)).unwrap_err();
+        assert!(matches!(&err, PolicyError::Json(m) if m.contains("unknown field `treshold`")), "{err}");
+        let err = Policy::parse(r#"{"routes": [], "route": []}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `route`"), "{err}");
+        let err = Policy::parse(r#"{"routes": [], "verdict_cache": {"ttl": 1}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `ttl`"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert_eq!(problem(&route_json(r#", "pdq_threshold": 32"#)), RouteProblem::Threshold(32));
+        assert!(matches!(Policy::parse(&route_json(r#", "pdq_threshold": -1"#)), Err(PolicyError::Json(_))));
+        assert!(matches!(Policy::parse(&route_json(r#", "action": "delete""#)), Err(PolicyError::Json(_))));
+        assert!(matches!(Policy::parse(&route_json(r#", "fail": "maybe""#)), Err(PolicyError::Json(_))));
+        assert!(matches!(Policy::parse(&route_json(r#", "scan": ["requests"]"#)), Err(PolicyError::Json(_))));
+        assert_eq!(problem(&route_json(r#", "scan": []"#)), RouteProblem::EmptyScan);
+        assert_eq!(problem(&route_json(r#", "max_bytes": 0"#)), RouteProblem::MaxBytes(0));
+        assert_eq!(
+            problem(&route_json(r#", "max_bytes": 26214401"#)),
+            RouteProblem::MaxBytes(MAX_MAX_BYTES + 1)
+        );
+        assert!(matches!(
+            problem(&route_json(r#", "notify": {"webhook": "http://ops.example.com/"}"#)),
+            RouteProblem::Webhook(m) if m.contains("https")
+        ));
+        assert!(matches!(
+            problem(&route_json(r#", "notify": {"webhook": "ops.example.com"}"#)),
+            RouteProblem::Webhook(_)
+        ));
+        assert!(Policy::parse(&route_json(r#", "notify": {"webhook": "http://127.0.0.1:9/x"}"#)).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_lists_and_patterns() {
+        let no_lists = r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": []}]}"#;
+        assert_eq!(problem(no_lists), RouteProblem::NoLists);
+        let star = r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["*", "x"]}]}"#;
+        assert_eq!(problem(star), RouteProblem::StarWithOthers);
+        let bad = r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["n c"]}]}"#;
+        assert!(matches!(problem(bad), RouteProblem::BadList(_)));
+        let missing_lists = r#"{"routes": [{"pattern": "a.com/*", "action": "flag"}]}"#;
+        assert!(Policy::parse(missing_lists).unwrap_err().to_string().contains("missing field `lists`"));
+        let pattern = r#"{"routes": [{"pattern": "*", "action": "flag", "lists": ["*"]}]}"#;
+        let err = Policy::parse(pattern).unwrap_err();
+        assert!(matches!(&err, PolicyError::Route { index: 0, problem: RouteProblem::Pattern(_), .. }));
+        assert!(err.to_string().contains("*/*"), "{err}");
+        let dup = r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["*"]},
+                                {"pattern": "a.com/*", "action": "block", "lists": ["*"]}]}"#;
+        assert!(matches!(Policy::parse(dup), Err(PolicyError::DuplicatePattern { first: 0, second: 1, .. })));
+        assert_eq!(Policy::parse("  "), Err(PolicyError::Empty));
+        assert!(matches!(Policy::parse("{"), Err(PolicyError::Json(_))));
+        assert!(matches!(
+            Policy::parse(r#"{"routes": [], "verdict_cache": {"max_entries": 0}}"#),
+            Err(PolicyError::CacheEntries(0))
+        ));
+        assert!(matches!(Policy::parse(r#"{"routes": [], "blocked_by": "nope"}"#), Err(PolicyError::BlockedBy(_))));
+    }
+
+    #[test]
+    fn most_specific_route_wins() {
+        let policy = Policy::parse(
+            r#"{"routes": [
+                {"pattern": "*/*", "action": "flag", "lists": ["*"]},
+                {"pattern": "example.com/images/*", "action": "block", "lists": ["demo"]},
+                {"pattern": "example.com/images/public/*", "enabled": false, "action": "block", "lists": ["demo"]}
+            ]}"#,
+        )
+        .unwrap();
+        let at = |host, path| policy.route_for(host, path).map(|r| r.pattern.as_str());
+        assert_eq!(at("example.com", "/images/a.jpg"), Some("example.com/images/*"));
+        assert_eq!(at("example.com", "/images/public/a.jpg"), Some("example.com/images/public/*"));
+        assert_eq!(at("other.org", "/x"), Some("*/*"));
+        assert_eq!(policy.route_by_pattern("*/*").map(|r| r.action), Some(Action::Flag));
+        let only = Policy::parse(r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["x"]}]}"#).unwrap();
+        assert!(only.route_for("b.com", "/").is_none());
+    }
+
+    #[test]
+    fn policy_source() {
+        assert_eq!(PolicySource::from_var(" kv:config/policy "), Ok(PolicySource::Kv("config/policy".into())));
+        assert!(matches!(PolicySource::from_var("{}"), Ok(PolicySource::Inline(_))));
+        assert_eq!(PolicySource::from_var(""), Err(PolicyError::Empty));
+        assert!(PolicySource::from_var("kv:").is_err());
+    }
+}

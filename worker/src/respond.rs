@@ -1,0 +1,115 @@
+//! The responses the worker makes itself (everything else is the origin's).
+//!
+//! * 451 Unavailable For Legal Reasons, as RFC 7725 describes it: a short
+//!   body saying why, `Link: <...>; rel="blocked-by"` naming who blocks
+//!   (the policy's `blocked_by`, else the site itself), and
+//!   `Cache-Control: no-store` so no cache keeps serving the original or
+//!   the refusal. The body gives a request id for appeals and nothing about
+//!   which list or entry matched.
+//! * 503 when an image could not be checked on a `fail: closed` route.
+//! * 500 when the configuration is invalid (the message says what to fix).
+//! * 502 when the origin could not be reached.
+
+#[cfg(target_arch = "wasm32")]
+pub use runtime::*;
+
+/// The `Link` target for `rel="blocked-by"`: the policy's URL, or the
+/// site's own origin.
+pub fn blocked_by_link(blocked_by: Option<&str>, request_url: &str) -> String {
+    match blocked_by {
+        Some(url) => url.to_owned(),
+        None => {
+            let after_scheme = request_url.find("://").map_or(0, |i| i + 3);
+            let end = request_url[after_scheme..]
+                .find('/')
+                .map_or(request_url.len(), |i| after_scheme + i);
+            format!("{}/", &request_url[..end])
+        }
+    }
+}
+
+/// The 451 body.
+pub fn legal_body(request_id: &str, upload: bool) -> String {
+    let what = if upload { "This upload was refused" } else { "This image is not available" };
+    format!(
+        "451 Unavailable For Legal Reasons\n\n\
+         {what}: it matches a list of known child sexual abuse material, and \
+         this site does not serve or accept it.\n\n\
+         If you believe this is a mistake, contact the site operator and quote request id {request_id}.\n"
+    )
+}
+
+#[cfg(target_arch = "wasm32")]
+mod runtime {
+    use wasm_bindgen::JsValue;
+    use web_sys::{Headers, Response, ResponseInit};
+
+    use super::legal_body;
+
+    fn build(status: u16, status_text: &str, body: &str, extra: &[(&str, &str)]) -> Result<Response, JsValue> {
+        let headers = Headers::new()?;
+        headers.set("Content-Type", "text/plain; charset=utf-8")?;
+        headers.set("Cache-Control", "no-store")?;
+        headers.set("X-Content-Type-Options", "nosniff")?;
+        for (name, value) in extra {
+            headers.set(name, value)?;
+        }
+        let init = ResponseInit::new();
+        init.set_status(status);
+        init.set_status_text(status_text);
+        init.set_headers(&headers);
+        Response::new_with_opt_str_and_init(Some(body), &init)
+    }
+
+    /// 451 for a blocked image (or upload).
+    pub fn unavailable_for_legal_reasons(link: &str, request_id: &str, upload: bool) -> Result<Response, JsValue> {
+        let link_header = format!("<{link}>; rel=\"blocked-by\"");
+        build(
+            451,
+            "Unavailable For Legal Reasons",
+            &legal_body(request_id, upload),
+            &[("Link", &link_header)],
+        )
+    }
+
+    /// 503 for an image that could not be checked on a `fail: closed` route.
+    pub fn not_checked(request_id: &str) -> Result<Response, JsValue> {
+        let body = format!(
+            "503 Service Unavailable\n\nThis content could not be checked and is withheld. \
+             Request id {request_id}.\n"
+        );
+        build(503, "Service Unavailable", &body, &[("Retry-After", "60")])
+    }
+
+    /// 500 for an unusable configuration.
+    pub fn config_error(message: &str) -> Result<Response, JsValue> {
+        build(
+            500,
+            "Internal Server Error",
+            &format!("500 hashgate is misconfigured: {message}\n"),
+            &[],
+        )
+    }
+
+    /// 502 when the origin could not be reached.
+    pub fn bad_gateway(request_id: &str) -> Result<Response, JsValue> {
+        build(
+            502,
+            "Bad Gateway",
+            &format!("502 Bad Gateway: the origin could not be reached. Request id {request_id}.\n"),
+            &[],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_defaults_to_the_site() {
+        assert_eq!(blocked_by_link(None, "https://example.com/images/a.jpg?x"), "https://example.com/");
+        assert_eq!(blocked_by_link(None, "http://127.0.0.1:8787"), "http://127.0.0.1:8787/");
+        assert_eq!(blocked_by_link(Some("https://legal.example/"), "https://a/b"), "https://legal.example/");
+    }
+}

@@ -1,0 +1,185 @@
+//! The pure middle of a scan: bytes to hashes, hashes to an index query,
+//! matches to a verdict.
+//!
+//! Kept free of runtime types so that the decision itself (what is hashed,
+//! with which limits, what counts as a match) is tested natively; the
+//! runtime glue in [`crate::intercept`] only adds the I/O around it.
+
+use hashgate::index::{Match, MatchedBy, Query};
+use hashgate::{hash_image, DecodeOptions, HashOptions, ImageHashes, Limits, Reduction};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ScanError;
+use crate::policy::Route;
+
+/// Names of the dihedral variants, in the hasher's order.
+const DIHEDRAL: [&str; 8] = ["pdq", "pdq-rot90", "pdq-rot180", "pdq-rot270", "pdq-flipx", "pdq-flipy", "pdq-flipp", "pdq-flipm"];
+
+/// What is kept about a scanned image: its identity, never its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSummary {
+    pub sha256: String,
+    pub pdq: String,
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One list entry an image matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchSummary {
+    pub list: String,
+    pub entry_id: Option<String>,
+    /// `pdq`, `md5`, `sha1`, `sha256` or `vec72`.
+    pub hash_type: String,
+    /// The list's hash.
+    pub hash: String,
+    pub distance: u32,
+    /// Which of the image's hashes matched: `pdq`, a dihedral variant such
+    /// as `pdq-rot90`, or a digest name.
+    pub matched_by: String,
+}
+
+/// The outcome of checking one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Clean,
+    /// Matches, closest first (never empty).
+    Match(Vec<MatchSummary>),
+}
+
+impl Verdict {
+    /// The closest match, if any.
+    pub fn best(&self) -> Option<&MatchSummary> {
+        match self {
+            Verdict::Clean => None,
+            Verdict::Match(matches) => matches.first(),
+        }
+    }
+}
+
+/// The hasher's options at the edge: the isolate's limits with the
+/// route's byte cap, reduced-scale decoding, and the 8 dihedral variants so
+/// that rotated and mirrored copies match.
+pub fn hash_options(route: &Route) -> HashOptions {
+    let mut limits = Limits::edge();
+    limits.max_input_bytes = limits.max_input_bytes.min(route.max_bytes);
+    HashOptions {
+        decode: DecodeOptions {
+            limits,
+            reduction: Reduction::DEFAULT,
+            apply_exif: false,
+        },
+        dihedral: true,
+    }
+}
+
+/// Hash phase.
+pub fn hash(bytes: &[u8], route: &Route) -> Result<ImageHashes, ScanError> {
+    Ok(hash_image(bytes, &hash_options(route))?)
+}
+
+/// The index query for an image on a route.
+pub fn query(hashes: &ImageHashes, route: &Route) -> Query {
+    Query::for_image(hashes, route.pdq_threshold, route.lists.clone())
+}
+
+/// What is kept of the hashes.
+pub fn summarize(hashes: &ImageHashes) -> ImageSummary {
+    ImageSummary {
+        sha256: hashes.sha256.to_string(),
+        pdq: hashes.pdq.to_string(),
+        format: format!("{:?}", hashes.format).to_ascii_lowercase(),
+        width: hashes.width,
+        height: hashes.height,
+    }
+}
+
+/// Verdict phase: the index's matches (already filtered to the route's
+/// lists and threshold, closest first) become the verdict.
+pub fn verdict(matches: &[Match]) -> Verdict {
+    if matches.is_empty() {
+        return Verdict::Clean;
+    }
+    Verdict::Match(
+        matches
+            .iter()
+            .map(|m| MatchSummary {
+                list: m.list.clone(),
+                entry_id: m.id.clone(),
+                hash_type: m.kind.name().to_owned(),
+                hash: m.hash.to_string(),
+                distance: m.distance,
+                matched_by: match m.matched_by {
+                    MatchedBy::Pdq(i) => DIHEDRAL.get(i).copied().unwrap_or("pdq").to_owned(),
+                    MatchedBy::Exact(_) => m.kind.name().to_owned(),
+                    MatchedBy::Vec72 => "vec72".to_owned(),
+                },
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use hashgate::index::{IndexBuilder, QueryPlan};
+    use hashgate::index::lists::parse_hash_list;
+
+    fn route(extra: &str) -> Route {
+        let json = format!(r#"{{"routes": [{{"pattern": "*/*", "action": "block", "lists": ["demo"]{extra}}}]}}"#);
+        Policy::parse(&json).unwrap().routes()[0].clone()
+    }
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// The whole pure path against an index built in memory by the
+    /// hasher's own builder, reading "KV" from the built records.
+    fn check(bytes: &[u8], route: &Route, list: &str) -> Verdict {
+        let mut builder = IndexBuilder::new();
+        builder.add_list("demo", parse_hash_list(list).entries).unwrap();
+        let index = builder.build().unwrap();
+        let hashes = hash(bytes, route).unwrap();
+        let plan = QueryPlan::new(&query(&hashes, route)).unwrap();
+        let matches = plan.resolve(|key| index.records.get(key).map(|v| v.as_bytes())).unwrap();
+        verdict(&matches)
+    }
+
+    #[test]
+    fn listed_pdq_matches_and_others_do_not() {
+        let chelsea = fixture("photos/chelsea.jpg");
+        let list = std::fs::read_to_string(format!("{}/../fixtures/lists/demo.csv", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let v = check(&chelsea, &route(""), &list);
+        let best = v.best().expect("chelsea is on the demo list");
+        assert_eq!(best.list, "demo");
+        assert_eq!(best.entry_id.as_deref(), Some("demo-chelsea"));
+        assert_eq!(best.hash_type, "pdq");
+        assert!(best.distance <= 31);
+        assert_eq!(check(&fixture("photos/coffee.jpg"), &route(""), &list), Verdict::Clean);
+        let rocket = check(&fixture("photos/rocket.jpg"), &route(""), &list);
+        assert_eq!(rocket.best().map(|m| m.matched_by.as_str()), Some("sha256"));
+    }
+
+    #[test]
+    fn the_route_cap_limits_hashing() {
+        let chelsea = fixture("photos/chelsea.jpg");
+        let err = hash(&chelsea, &route(r#", "max_bytes": 1000"#)).unwrap_err();
+        assert_eq!(err.reason(), "over-limits");
+        let bomb = fixture("errors/bomb-50000.png");
+        assert_eq!(hash(&bomb, &route("")).unwrap_err().reason(), "over-limits");
+        assert_eq!(hash(b"<html>", &route("")).unwrap_err().reason(), "unsupported-format");
+        assert_eq!(hash(&fixture("errors/truncated.jpg"), &route("")).unwrap_err().reason(), "undecodable");
+    }
+
+    #[test]
+    fn summary_has_no_bytes() {
+        let hashes = hash(&fixture("photos/chelsea.jpg"), &route("")).unwrap();
+        let s = summarize(&hashes);
+        assert_eq!(s.sha256.len(), 64);
+        assert_eq!(s.pdq.len(), 64);
+        assert_eq!(s.format, "jpeg");
+    }
+}
