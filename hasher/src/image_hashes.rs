@@ -41,7 +41,8 @@ pub fn hash_image(bytes: &[u8], options: &HashOptions) -> Result<ImageHashes, Ha
     let decoded = decode::decode(bytes, &options.decode)?;
     let (width, height) = decoded.display_dimensions();
     let format = decoded.format;
-    let output = pdq::hash_luma(decoded.luma);
+    let full_scale = decoded.full_scale();
+    let output = pdq::hash_luma_scaled(decoded.luma, Some(full_scale));
     let digests = ExactDigests::of(bytes);
     Ok(ImageHashes {
         format,

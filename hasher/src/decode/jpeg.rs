@@ -13,19 +13,6 @@ use crate::error::HashError;
 use crate::limits::Limits;
 use crate::pdq::LumaImage;
 
-/// The DCT scale (1, 2, 4 or 8 eighths) to decode at so that both sides stay
-/// at least `min_side` pixels.
-fn dct_scale_eighths(width: u32, height: u32, reduction: Reduction) -> u32 {
-    let Reduction::MinSide(min_side) = reduction else {
-        return 8;
-    };
-    let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
-    [1, 2, 4]
-        .into_iter()
-        .find(|&e| scaled(width, e) >= min_side && scaled(height, e) >= min_side)
-        .unwrap_or(8)
-}
-
 fn map_error(error: jpeg_decoder::Error) -> HashError {
     match error {
         jpeg_decoder::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -52,7 +39,8 @@ pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bo
         None
     };
 
-    let eighths = dct_scale_eighths(width, height, reduction);
+    let block = reduction.block_size(width, height);
+    let eighths = 8 / block;
     let (out_w, out_h) = if eighths == 8 {
         (info.width, info.height)
     } else {
@@ -96,20 +84,7 @@ pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bo
         width,
         height,
         luma,
+        block,
         exif_orientation,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scale_keeps_the_short_side_above_the_minimum() {
-        let r = Reduction::MinSide(256);
-        assert_eq!(dct_scale_eighths(4000, 3000, r), 1); // 500x375 (at 256)
-        assert_eq!(dct_scale_eighths(1200, 800, r), 4); // 600x400; 1/4 gives 300x200
-        assert_eq!(dct_scale_eighths(300, 300, r), 8);
-        assert_eq!(dct_scale_eighths(4000, 3000, Reduction::Full), 8);
-    }
 }

@@ -44,14 +44,6 @@ fn map_error(error: ImageError, limits: &Limits) -> HashError {
     }
 }
 
-/// The integer block size that keeps both sides at least `min_side`.
-fn block_factor(width: u32, height: u32, reduction: Reduction) -> u32 {
-    match reduction {
-        Reduction::Full => 1,
-        Reduction::MinSide(min_side) => (width.min(height) / min_side.max(1)).max(1),
-    }
-}
-
 /// Decodes a non-JPEG image to luma.
 pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Reduction, want_exif: bool) -> Result<DecodedImage, HashError> {
     let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
@@ -72,13 +64,14 @@ pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Red
         None
     };
     let image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, limits))?;
-    let factor = block_factor(width, height, reduction) as usize;
-    let luma = to_luma(image, factor);
+    let block = reduction.block_size(width, height);
+    let luma = to_luma(image, block as usize);
     Ok(DecodedImage {
         format,
         width,
         height,
         luma,
+        block,
         exif_orientation,
     })
 }
@@ -109,22 +102,26 @@ fn to_luma(image: DynamicImage, factor: usize) -> LumaImage {
             luma_of(data[offset], data[offset + 1], data[offset + 2])
         }
     };
-    let (out_w, out_h) = (width / factor, height / factor);
+    // Means of factor x factor blocks; the last row and column of blocks
+    // may be smaller, and are averaged over the pixels they have.
+    let (out_w, out_h) = (width.div_ceil(factor), height.div_ceil(factor));
     let mut pixels = vec![0f32; out_w * out_h];
     let row_bytes = width * channels;
     for (out_y, out_row) in pixels.chunks_exact_mut(out_w).enumerate() {
-        for y in out_y * factor..(out_y + 1) * factor {
+        let rows = out_y * factor..((out_y + 1) * factor).min(height);
+        let block_h = rows.len();
+        for y in rows {
             let row = y * row_bytes;
             for (out_x, sum) in out_row.iter_mut().enumerate() {
-                for x in out_x * factor..(out_x + 1) * factor {
+                for x in out_x * factor..((out_x + 1) * factor).min(width) {
                     *sum += pixel(row + x * channels);
                 }
             }
         }
-    }
-    let area = (factor * factor) as f32;
-    for value in &mut pixels {
-        *value /= area;
+        for (out_x, value) in out_row.iter_mut().enumerate() {
+            let block_w = ((out_x + 1) * factor).min(width) - out_x * factor;
+            *value /= (block_w * block_h) as f32;
+        }
     }
     LumaImage {
         width: out_w,

@@ -213,8 +213,10 @@ impl QueryPlan {
         Ok(plan)
     }
 
+    /// Adds a key. Bucket keys arrive deduplicated; the few others (one
+    /// per digest and per PDQ hash) are checked here, before any bucket.
     fn push(&mut self, key: String, role: KeyRole) {
-        if !self.keys.contains(&key) || matches!(role, KeyRole::Bucket { .. }) {
+        if matches!(role, KeyRole::Bucket { .. }) || !self.keys.contains(&key) {
             self.keys.push(key);
             self.roles.push(role);
         }
@@ -334,11 +336,7 @@ fn scan_bucket(
     let budget = query.pdq_threshold - chunk_distance;
     let wanted = record::bucket_row(hash, chunk);
     for (row_index, row) in table.rows().enumerate() {
-        let rest: u32 = row
-            .iter()
-            .zip(wanted.iter())
-            .map(|(a, b)| (a ^ b).count_ones())
-            .sum();
+        let rest = row_distance(row, &wanted);
         if rest > budget {
             continue;
         }
@@ -356,6 +354,22 @@ fn scan_bucket(
             }
         }
     }
+}
+
+/// Hamming distance of two 30-byte rows, eight bytes at a time.
+fn row_distance(row: &[u8], wanted: &[u8; record::BUCKET_ROW_BYTES]) -> u32 {
+    let mut distance = 0;
+    let (row_words, row_tail) = row.split_at(24);
+    let (wanted_words, wanted_tail) = wanted.split_at(24);
+    for (a, b) in row_words.chunks_exact(8).zip(wanted_words.chunks_exact(8)) {
+        let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
+        let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+        distance += (a ^ b).count_ones();
+    }
+    for (a, b) in row_tail.iter().zip(wanted_tail) {
+        distance += (a ^ b).count_ones();
+    }
+    distance
 }
 
 fn scan_vec72(table: &TableView<'_>, vector: &Vec72, query: &Query, add: &mut impl FnMut(Match)) {

@@ -6,6 +6,8 @@
 //! 4. [`dct`]: 64x64 to 16x16 DCT;
 //! 5. [`bits`]: median threshold to 256 bits.
 //!
+//! [`projected`] replaces stage 2 for images decoded at reduced scale.
+//!
 //! Given the same luma, the hash and quality are bit-identical to
 //! ThreatExchange's C++ (`pdqhashing.cpp`). Everything here is pure
 //! computation on buffers: no decoding, no I/O.
@@ -15,6 +17,7 @@ pub mod dct;
 pub mod dihedral;
 pub mod jarosz;
 pub mod luma;
+pub mod projected;
 pub mod quality;
 
 use crate::hashes::PdqHash;
@@ -52,23 +55,42 @@ impl PdqOutput {
 }
 
 /// PDQ of a luma image. The buffer is used as scratch space.
-pub fn hash_luma(mut image: LumaImage) -> PdqOutput {
-    if image.width < MIN_HASHABLE_DIM || image.height < MIN_HASHABLE_DIM {
+pub fn hash_luma(image: LumaImage) -> PdqOutput {
+    hash_luma_scaled(image, None)
+}
+
+/// Where a reduced-scale luma image came from: the full-resolution size and
+/// the block of full-resolution pixels each sample stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullScale {
+    pub width: usize,
+    pub height: usize,
+    pub block: usize,
+}
+
+/// PDQ of a luma image that may have been decoded at reduced scale (`full`
+/// says from what). Without `full`, or with a block of 1, this is exactly the
+/// reference computation.
+pub fn hash_luma_scaled(mut image: LumaImage, full: Option<FullScale>) -> PdqOutput {
+    let (width, height) = full.map_or((image.width, image.height), |f| (f.width, f.height));
+    if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM || image.width == 0 || image.height == 0 {
         return PdqOutput {
             hash: PdqHash::ZERO,
             quality: 0,
             dct: None,
         };
     }
-    let downsampled = if image.width == 64 && image.height == 64 {
-        // The reference skips the blur when the input is already 64x64.
-        let mut buffer = [[0f32; 64]; 64];
-        for (row, src) in buffer.iter_mut().zip(image.pixels.chunks_exact(64)) {
-            row.copy_from_slice(src);
+    let downsampled = match full {
+        Some(f) if f.block > 1 => projected::downsample_from_reduced(&image, f.width, f.height, f.block),
+        _ if image.width == 64 && image.height == 64 => {
+            // The reference skips the blur when the input is already 64x64.
+            let mut buffer = [[0f32; 64]; 64];
+            for (row, src) in buffer.iter_mut().zip(image.pixels.chunks_exact(64)) {
+                row.copy_from_slice(src);
+            }
+            buffer
         }
-        buffer
-    } else {
-        jarosz::blur_and_decimate(&mut image.pixels, image.width, image.height)
+        _ => jarosz::blur_and_decimate(&mut image.pixels, image.width, image.height),
     };
     let quality = quality::quality(&downsampled);
     let dct = dct::dct_64_to_16(&downsampled);
