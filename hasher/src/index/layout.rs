@@ -28,13 +28,23 @@
 //! cheapest plan, `T + 1` keys up to `T = 15` and `16 + 16 (T - 15)` after,
 //! 272 keys at `T = 31`.
 //!
-//! Alternatives, for `N` hashes and `T = 31` (bucket sizes measured by
-//! `cargo bench -p hashgate --bench index`, which prints this comparison):
-//! 32 chunks of 8 bits need only 32 exact keys but each holds `N / 256`
-//! entries (4 MB per query at `N = 10^6`); keying 16-bit chunks by their
-//! top 12 bits reads 13 keys per chunk (208) but each is 16 times fuller
-//! (2.9 MB). 16 x 16 bits reads 272 keys of `N / 65,536` entries, about
-//! 0.2 MB at `10^6` and 1.9 MB at `10^7`, in 3 bulk reads of 100 keys.
+//! Alternatives at `T = 31`, measured on the same 10^6 random hashes by
+//! `cargo bench -p hashgate --bench index` (which prints this comparison):
+//!
+//! | layout | keys read | entries read | bytes read |
+//! |---|---|---|---|
+//! | 16 chunks of 16 bits, key = whole chunk (chosen) | 272 | 4,149 | 0.19 MB |
+//! | 16 chunks of 16 bits, key = top 14 bits | 240 | 14,640 | 0.66 MB |
+//! | 16 chunks of 16 bits, key = top 12 bits | 208 | 50,770 | 2.3 MB |
+//! | 32 chunks of 8 bits, exact | 32 | 124,971 | 5.6 MB |
+//!
+//! Coarser keys save few keys (the radius-1 neighbours of the low bits fall
+//! in the same key) and multiply the bytes; 8-bit chunks need one bulk read
+//! but 30 times the bytes. The chosen layout reads 272 keys in 3 bulk reads
+//! and about `N / 65,536` entries per key: 0.19 MB at `10^6`, 1.9 MB at
+//! `10^7`. Keys are finer than this only by splitting chunks further, which
+//! the pigeonhole bound does not allow at `T = 31` without radius-2 probes
+//! (136 keys per chunk).
 
 use super::{ExactDigest, TypedHash};
 use crate::hashes::PdqHash;

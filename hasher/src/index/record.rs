@@ -27,7 +27,9 @@
 //! ```
 //!
 //! A PDQ entry in one list without an id costs 33 bytes, 44 as text, in each
-//! of its 16 buckets: 704 bytes of KV per hash. Rows come first and have a
+//! of its 16 buckets; with each bucket's header, 44.8 bytes per entry and
+//! 731 bytes of KV per hash were measured at `N = 10^6` (an id adds its
+//! length plus a third, 16 times). Rows come first and have a
 //! fixed width so the distance scan walks one contiguous slice; memberships
 //! are only decoded for rows within the threshold.
 
