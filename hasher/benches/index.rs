@@ -79,7 +79,9 @@ fn brute_force(hashes: &[PdqHash], query: &[PdqHash], threshold: u32) -> usize {
     for hash in hashes {
         let w = hash.words();
         let near = words.iter().any(|q| {
-            (q[0] ^ w[0]).count_ones() + (q[1] ^ w[1]).count_ones() + (q[2] ^ w[2]).count_ones()
+            (q[0] ^ w[0]).count_ones()
+                + (q[1] ^ w[1]).count_ones()
+                + (q[2] ^ w[2]).count_ones()
                 + (q[3] ^ w[3]).count_ones()
                 <= threshold
         });
@@ -122,7 +124,11 @@ fn measure(
         let fetched: HashMap<&str, &[u8]> = plan
             .keys()
             .iter()
-            .filter_map(|k| records.get_key_value(k).map(|(k, v)| (k.as_str(), v.as_bytes())))
+            .filter_map(|k| {
+                records
+                    .get_key_value(k)
+                    .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            })
             .collect();
         keys += plan.keys().len();
         batches += plan.batches().count();
@@ -130,7 +136,9 @@ fn measure(
 
         let start = Instant::now();
         let plan = QueryPlan::new(black_box(&query)).expect("threshold in range");
-        let found = plan.resolve(|k| fetched.get(k).copied()).expect("values are well formed");
+        let found = plan
+            .resolve(|k| fetched.get(k).copied())
+            .expect("values are well formed");
         cpu.push(start.elapsed());
 
         let start = Instant::now();
@@ -138,7 +146,11 @@ fn measure(
         scan.push(start.elapsed());
 
         let distinct: BTreeSet<String> = found.iter().map(|m| m.hash.to_string()).collect();
-        assert_eq!(distinct.len(), expected, "index and scan disagree at T = {threshold}");
+        assert_eq!(
+            distinct.len(),
+            expected,
+            "index and scan disagree at T = {threshold}"
+        );
         matches += expected;
     }
     let n = QUERIES as f64;
@@ -163,7 +175,9 @@ fn alternative_layouts(hashes: &[PdqHash], rng: &mut Rng) -> Vec<(String, f64, f
         let mut counts: HashMap<(usize, u16), usize> = HashMap::new();
         for hash in hashes {
             for chunk in 0..CHUNKS {
-                *counts.entry((chunk, hash.chunk16(chunk) >> shift)).or_default() += 1;
+                *counts
+                    .entry((chunk, hash.chunk16(chunk) >> shift))
+                    .or_default() += 1;
             }
         }
         let mut entries = 0usize;
@@ -177,7 +191,10 @@ fn alternative_layouts(hashes: &[PdqHash], rng: &mut Rng) -> Vec<(String, f64, f
                     read.insert(prefix ^ (1 << bit));
                 }
                 keys += read.len();
-                entries += read.iter().map(|p| counts.get(&(chunk, *p)).copied().unwrap_or(0)).sum::<usize>();
+                entries += read
+                    .iter()
+                    .map(|p| counts.get(&(chunk, *p)).copied().unwrap_or(0))
+                    .sum::<usize>();
             }
         }
         out.push((
@@ -196,9 +213,18 @@ fn alternative_layouts(hashes: &[PdqHash], rng: &mut Rng) -> Vec<(String, f64, f
     let mut entries = 0usize;
     for _ in 0..QUERIES {
         let query = rng.hash();
-        entries += query.0.iter().enumerate().map(|(c, b)| counts.get(&(c, *b)).copied().unwrap_or(0)).sum::<usize>();
+        entries += query
+            .0
+            .iter()
+            .enumerate()
+            .map(|(c, b)| counts.get(&(c, *b)).copied().unwrap_or(0))
+            .sum::<usize>();
     }
-    out.push(("32 x 8-bit chunks, exact".to_owned(), 32.0, entries as f64 / QUERIES as f64));
+    out.push((
+        "32 x 8-bit chunks, exact".to_owned(),
+        32.0,
+        entries as f64 / QUERIES as f64,
+    ));
     out
 }
 
@@ -215,7 +241,11 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 100_000, 1_000_000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000, 1_000_000]
+    } else {
+        sizes
+    };
     // (entries read, match CPU ns) at T = 31 per size, for the 10^7 model.
     let mut t31_points: Vec<(f64, f64)> = Vec::new();
     let mut scan_ns_per_hash = 0.0;
@@ -262,10 +292,31 @@ fn main() {
         println!("|---|---|---|---|---|---|---|---|---|");
         let mut rows = Vec::new();
         for t in THRESHOLDS {
-            rows.push(measure(format!("T = {t}"), &hashes, &built.records, t, 1, &mut rng));
+            rows.push(measure(
+                format!("T = {t}"),
+                &hashes,
+                &built.records,
+                t,
+                1,
+                &mut rng,
+            ));
         }
-        rows.push(measure("T = 31, 8 dihedral".into(), &hashes, &built.records, 31, 8, &mut rng));
-        rows.push(measure("T = 10, 8 dihedral".into(), &hashes, &built.records, 10, 8, &mut rng));
+        rows.push(measure(
+            "T = 31, 8 dihedral".into(),
+            &hashes,
+            &built.records,
+            31,
+            8,
+            &mut rng,
+        ));
+        rows.push(measure(
+            "T = 10, 8 dihedral".into(),
+            &hashes,
+            &built.records,
+            10,
+            8,
+            &mut rng,
+        ));
         for r in &rows {
             println!(
                 "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {:.0}x | {} |",
@@ -281,14 +332,20 @@ fn main() {
             );
         }
         let t31 = &rows[0];
-        t31_points.push((t31.bytes / text_bytes_per_entry, t31.cpu_mean.as_secs_f64() * 1e9));
+        t31_points.push((
+            t31.bytes / text_bytes_per_entry,
+            t31.cpu_mean.as_secs_f64() * 1e9,
+        ));
         scan_ns_per_hash = t31.scan_mean.as_secs_f64() * 1e9 / n as f64;
 
         println!("\nAlternative layouts at T = 31 on the same hashes (entries read x {text_bytes_per_entry:.1} bytes):\n");
         println!("| layout | keys | entries read | bytes read |");
         println!("|---|---|---|---|");
         for (name, keys, entries) in alternative_layouts(&hashes, &mut rng) {
-            println!("| {name} | {keys:.0} | {entries:.0} | {} |", mb(entries * text_bytes_per_entry));
+            println!(
+                "| {name} | {keys:.0} | {entries:.0} | {} |",
+                mb(entries * text_bytes_per_entry)
+            );
         }
     }
 
@@ -311,7 +368,10 @@ fn main() {
         mb(16.0 * n * text_bytes_per_entry),
         per_bucket * text_bytes_per_entry / 1e3
     );
-    println!("match CPU model: {:.1} us fixed + {per_entry_ns:.1} ns per bucket entry scanned\n", fixed_ns / 1e3);
+    println!(
+        "match CPU model: {:.1} us fixed + {per_entry_ns:.1} ns per bucket entry scanned\n",
+        fixed_ns / 1e3
+    );
     println!("| query | keys | bulk reads | bytes read | match CPU | brute-force scan |");
     println!("|---|---|---|---|---|---|");
     for t in THRESHOLDS {

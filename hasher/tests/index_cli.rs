@@ -60,7 +60,11 @@ fn build_demo(dir: &Path) -> PathBuf {
         "ncmec.csv",
         &format!("# ncmec export\npdq,{PDQ},N-1\nmd5,{MD5},N-2\nsha1,{SHA1}\npdq,{PDQ},N-dup\n"),
     );
-    let iwf = write(dir, "iwf.csv", &format!("pdq,{PDQ},I-1\nsha256,{SHA256},I-2\npdq,{},I-3\n", near(20)));
+    let iwf = write(
+        dir,
+        "iwf.csv",
+        &format!("pdq,{PDQ},I-1\nsha256,{SHA256},I-2\npdq,{},I-3\n", near(20)),
+    );
     let out = dir.join("out");
     let output = hashgate(&[
         "index",
@@ -86,7 +90,8 @@ fn build_writes_bulk_json_and_match_finds_entries() {
     let dir = tempfile::tempdir().unwrap();
     let out = build_demo(dir.path());
 
-    let bulk: Value = serde_json::from_slice(&std::fs::read(out.join("kv-bulk.json")).unwrap()).unwrap();
+    let bulk: Value =
+        serde_json::from_slice(&std::fs::read(out.join("kv-bulk.json")).unwrap()).unwrap();
     let entries = bulk.as_array().expect("bulk file is an array");
     // Two PDQ hashes differing only in their last two chunks share 14 of
     // their 16 buckets: 18 buckets, 3 digest records and meta.
@@ -98,8 +103,19 @@ fn build_writes_bulk_json_and_match_finds_entries() {
     }
 
     let output = hashgate(&[
-        "match", "--index", arg(&out), "--threshold", "5", "--pdq", &near(3), "--md5", MD5, "--sha256", SHA256,
-        "--sha1", &"0".repeat(40),
+        "match",
+        "--index",
+        arg(&out),
+        "--threshold",
+        "5",
+        "--pdq",
+        &near(3),
+        "--md5",
+        MD5,
+        "--sha256",
+        SHA256,
+        "--sha1",
+        &"0".repeat(40),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = json_lines(&output);
@@ -146,7 +162,15 @@ fn match_threshold_and_list_subscription() {
     assert_eq!(run(&["--lists", "ncmec"]), vec!["ncmec:10"]);
     assert_eq!(run(&["--lists", "ncmec,iwf", "--threshold", "10"]).len(), 3);
 
-    let output = hashgate(&["match", "--index", arg(&out), "--threshold", "32", "--pdq", &query]);
+    let output = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        "--threshold",
+        "32",
+        "--pdq",
+        &query,
+    ]);
     assert!(!output.status.success());
 }
 
@@ -154,32 +178,69 @@ fn match_threshold_and_list_subscription() {
 fn match_image_files_with_and_without_dihedral() {
     let dir = tempfile::tempdir().unwrap();
     // A picture with structure in both directions, so rotating it changes its hash.
-    let picture = image::GrayImage::from_fn(96, 64, |x, y| image::Luma([((x * x + 3 * y) % 251) as u8]));
+    let picture =
+        image::GrayImage::from_fn(96, 64, |x, y| image::Luma([((x * x + 3 * y) % 251) as u8]));
     let image_path = dir.path().join("picture.png");
     picture.save(&image_path).unwrap();
     let bytes = std::fs::read(&image_path).unwrap();
-    let hashes = hash_image(&bytes, &HashOptions { dihedral: true, ..HashOptions::default() }).unwrap();
+    let hashes = hash_image(
+        &bytes,
+        &HashOptions {
+            dihedral: true,
+            ..HashOptions::default()
+        },
+    )
+    .unwrap();
     let rotated = hashes.dihedral.unwrap()[1];
-    assert!(rotated.distance(&hashes.pdq) > 31, "the rotation must not match by itself");
+    assert!(
+        rotated.distance(&hashes.pdq) > 31,
+        "the rotation must not match by itself"
+    );
 
     let list = write(
         dir.path(),
         "list.csv",
-        &format!("pdq,{rotated},rotated-copy\nsha256,{},exact-copy\n", hashes.sha256),
+        &format!(
+            "pdq,{rotated},rotated-copy\nsha256,{},exact-copy\n",
+            hashes.sha256
+        ),
     );
     let out = dir.path().join("out");
-    let output = hashgate(&["index", "build", "--list", &format!("internal={}", arg(&list)), "--out", arg(&out)]);
+    let output = hashgate(&[
+        "index",
+        "build",
+        "--list",
+        &format!("internal={}", arg(&list)),
+        "--out",
+        arg(&out),
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
 
     let plain = hashgate(&["match", "--index", arg(&out), arg(&image_path)]);
     assert!(plain.status.success(), "{}", stderr(&plain));
-    let ids: Vec<Value> = json_lines(&plain)[0]["matches"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect();
+    let ids: Vec<Value> = json_lines(&plain)[0]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
     assert_eq!(ids, vec![Value::from("exact-copy")]);
 
-    let dihedral = hashgate(&["match", "--index", arg(&out), "--dihedral", arg(&image_path)]);
+    let dihedral = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        "--dihedral",
+        arg(&image_path),
+    ]);
     let line = &json_lines(&dihedral)[0];
     assert_eq!(line["query"], arg(&image_path));
-    let ids: Vec<&str> = line["matches"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = line["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     // Both at distance 0; PDQ sorts before SHA-256.
     assert_eq!(ids, vec!["rotated-copy", "exact-copy"]);
 }
@@ -189,17 +250,34 @@ fn failing_queries_give_an_error_line_and_a_failure_status() {
     let dir = tempfile::tempdir().unwrap();
     let out = build_demo(dir.path());
     let not_an_image = write(dir.path(), "notes.txt", "hello");
-    let output = hashgate(&["match", "--index", arg(&out), arg(&not_an_image), "--md5", MD5]);
+    let output = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        arg(&not_an_image),
+        "--md5",
+        MD5,
+    ]);
     assert!(!output.status.success());
     let lines = json_lines(&output);
     assert!(lines[0]["error"].is_string(), "{:?}", lines[0]);
     assert_eq!(lines[1]["matches"][0]["id"], "N-2");
 
-    let output = hashgate(&["match", "--index", arg(&dir.path().join("missing")), "--md5", MD5]);
+    let output = hashgate(&[
+        "match",
+        "--index",
+        arg(&dir.path().join("missing")),
+        "--md5",
+        MD5,
+    ]);
     assert!(!output.status.success());
     let output = hashgate(&["match", "--index", arg(&out), "--pdq", "abc"]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("expected 64 hex digits"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("expected 64 hex digits"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -208,10 +286,21 @@ fn bad_lines_fail_the_build_with_their_line_numbers_unless_skipped() {
     let list = write(
         dir.path(),
         "list.csv",
-        &format!("md5,{MD5}\nmd5,{}\nsha1,{}\nnonsense\nwhirlpool,{MD5}\n", &MD5[..31], "g".repeat(40)),
+        &format!(
+            "md5,{MD5}\nmd5,{}\nsha1,{}\nnonsense\nwhirlpool,{MD5}\n",
+            &MD5[..31],
+            "g".repeat(40)
+        ),
     );
     let out = dir.path().join("out");
-    let args = ["index", "build", "--list", &format!("l={}", arg(&list)), "--out", arg(&out)];
+    let args = [
+        "index",
+        "build",
+        "--list",
+        &format!("l={}", arg(&list)),
+        "--out",
+        arg(&out),
+    ];
     let output = hashgate(&args);
     assert!(!output.status.success());
     let errors = stderr(&output);
@@ -222,7 +311,10 @@ fn bad_lines_fail_the_build_with_their_line_numbers_unless_skipped() {
         ":5: unknown hash type \"whirlpool\"",
         "4 bad lines (use --skip-bad",
     ] {
-        assert!(errors.contains(expected), "missing {expected:?} in {errors}");
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in {errors}"
+        );
     }
     assert!(!out.join("kv-bulk.json").exists());
 
@@ -239,32 +331,89 @@ fn empty_lists_and_bad_arguments_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write(dir.path(), "empty.csv", "# nothing yet\n");
     let out = dir.path().join("out");
-    let output = hashgate(&["index", "build", "--list", &format!("iwf={}", arg(&empty)), "--out", arg(&out)]);
+    let output = hashgate(&[
+        "index",
+        "build",
+        "--list",
+        &format!("iwf={}", arg(&empty)),
+        "--out",
+        arg(&out),
+    ]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("has no entries"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("has no entries"),
+        "{}",
+        stderr(&output)
+    );
 
-    let output = hashgate(&["index", "build", "--list", "no-equals-sign", "--out", arg(&out)]);
+    let output = hashgate(&[
+        "index",
+        "build",
+        "--list",
+        "no-equals-sign",
+        "--out",
+        arg(&out),
+    ]);
     assert!(!output.status.success());
-    let output = hashgate(&["index", "build", "--list", &format!("bad name={}", arg(&empty)), "--out", arg(&out)]);
+    let output = hashgate(&[
+        "index",
+        "build",
+        "--list",
+        &format!("bad name={}", arg(&empty)),
+        "--out",
+        arg(&out),
+    ]);
     assert!(!output.status.success());
 }
 
 #[test]
 fn allowlist_suppresses_known_false_positives() {
     let dir = tempfile::tempdir().unwrap();
-    let list = write(dir.path(), "list.csv", &format!("pdq,{PDQ},P\nmd5,{MD5},M\n"));
-    let allow = write(dir.path(), "allow.csv", &format!("# reviewed false positives\npdq,{}\n", near(2)));
+    let list = write(
+        dir.path(),
+        "list.csv",
+        &format!("pdq,{PDQ},P\nmd5,{MD5},M\n"),
+    );
+    let allow = write(
+        dir.path(),
+        "allow.csv",
+        &format!("# reviewed false positives\npdq,{}\n", near(2)),
+    );
     let out = dir.path().join("out");
     let output = hashgate(&[
-        "index", "build", "--list", &format!("ncmec={}", arg(&list)), "--allow", arg(&allow), "--out", arg(&out),
+        "index",
+        "build",
+        "--list",
+        &format!("ncmec={}", arg(&list)),
+        "--allow",
+        arg(&allow),
+        "--out",
+        arg(&out),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("allowlisted hashes: 1"));
 
-    let output = hashgate(&["match", "--index", arg(&out), "--pdq", &near(2), "--pdq", &near(4), "--md5", MD5]);
+    let output = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        "--pdq",
+        &near(2),
+        "--pdq",
+        &near(4),
+        "--md5",
+        MD5,
+    ]);
     let lines = json_lines(&output);
-    assert_eq!(lines[0]["matches"], serde_json::json!([]), "the allowlisted hash itself");
-    assert_eq!(lines[1]["matches"][0]["id"], "P", "a different image near the same list hash");
+    assert_eq!(
+        lines[0]["matches"],
+        serde_json::json!([]),
+        "the allowlisted hash itself"
+    );
+    assert_eq!(
+        lines[1]["matches"][0]["id"], "P",
+        "a different image near the same list hash"
+    );
     assert_eq!(lines[2]["matches"][0]["id"], "M");
 }
 
@@ -272,32 +421,69 @@ fn allowlist_suppresses_known_false_positives() {
 fn diff_gives_only_the_changed_keys() {
     let dir = tempfile::tempdir().unwrap();
     let before = write(dir.path(), "before.csv", &format!("pdq,{PDQ}\nmd5,{MD5}\n"));
-    let after = write(dir.path(), "after.csv", &format!("pdq,{PDQ}\npdq,{}\nsha1,{SHA1}\n", "0f".repeat(32)));
+    let after = write(
+        dir.path(),
+        "after.csv",
+        &format!("pdq,{PDQ}\npdq,{}\nsha1,{SHA1}\n", "0f".repeat(32)),
+    );
     let build = |list: &Path, out: &str| {
         let out = dir.path().join(out);
-        let output = hashgate(&["index", "build", "--list", &format!("x={}", arg(list)), "--out", arg(&out)]);
+        let output = hashgate(&[
+            "index",
+            "build",
+            "--list",
+            &format!("x={}", arg(list)),
+            "--out",
+            arg(&out),
+        ]);
         assert!(output.status.success(), "{}", stderr(&output));
         out
     };
     let (old, new) = (build(&before, "old"), build(&after, "new"));
     let delta = dir.path().join("delta");
-    let output = hashgate(&["index", "diff", "--from", arg(&old), "--to", arg(&new), "--out", arg(&delta)]);
+    let output = hashgate(&[
+        "index",
+        "diff",
+        "--from",
+        arg(&old),
+        "--to",
+        arg(&new),
+        "--out",
+        arg(&delta),
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("puts: 18"), "{}", stdout(&output));
 
-    let puts: Value = serde_json::from_slice(&std::fs::read(delta.join("kv-bulk.json")).unwrap()).unwrap();
-    let keys: Vec<&str> = puts.as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
+    let puts: Value =
+        serde_json::from_slice(&std::fs::read(delta.join("kv-bulk.json")).unwrap()).unwrap();
+    let keys: Vec<&str> = puts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
     // 16 buckets of the new PDQ hash, the new SHA-1 record, and meta.
     assert_eq!(keys.len(), 18);
     assert!(keys.contains(&format!("hg1/sha1/{SHA1}").as_str()));
     assert!(keys.contains(&"hg1/meta"));
-    let deletes: Value = serde_json::from_slice(&std::fs::read(delta.join("kv-delete.json")).unwrap()).unwrap();
+    let deletes: Value =
+        serde_json::from_slice(&std::fs::read(delta.join("kv-delete.json")).unwrap()).unwrap();
     assert_eq!(deletes, serde_json::json!([format!("hg1/md5/{MD5}")]));
 
     // A build diffed against itself changes nothing.
     let same = dir.path().join("same");
-    let output = hashgate(&["index", "diff", "--from", arg(&new), "--to", arg(&new), "--out", arg(&same)]);
+    let output = hashgate(&[
+        "index",
+        "diff",
+        "--from",
+        arg(&new),
+        "--to",
+        arg(&new),
+        "--out",
+        arg(&same),
+    ]);
     assert!(output.status.success());
-    let puts: Value = serde_json::from_slice(&std::fs::read(same.join("kv-bulk.json")).unwrap()).unwrap();
+    let puts: Value =
+        serde_json::from_slice(&std::fs::read(same.join("kv-bulk.json")).unwrap()).unwrap();
     assert_eq!(puts, serde_json::json!([]));
 }

@@ -115,7 +115,11 @@ fn case(seed: u64, clustered: bool) -> Case {
     for _ in 0..4 {
         let centre = centres[rng.below(3) as usize];
         let own_bits = rng.below(20) as u32;
-        let own = if clustered { rng.near(&centre, own_bits) } else { rng.hash() };
+        let own = if clustered {
+            rng.near(&centre, own_bits)
+        } else {
+            rng.hash()
+        };
         // A second query hash, as a dihedral variant would be.
         let other_bits = rng.below(30) as u32;
         let other = rng.near(&centre, other_bits);
@@ -147,16 +151,27 @@ fn build(case: &Case) -> BTreeMap<String, String> {
 }
 
 /// (list, hash, smallest distance over the query hashes) by scanning.
-fn brute_force(case: &Case, query: &[PdqHash], threshold: u32, lists: &ListFilter) -> BTreeSet<(String, String, u32)> {
+fn brute_force(
+    case: &Case,
+    query: &[PdqHash],
+    threshold: u32,
+    lists: &ListFilter,
+) -> BTreeSet<(String, String, u32)> {
     let mut best: BTreeMap<(String, String), u32> = BTreeMap::new();
     for (name, hashes) in &case.lists {
         if !lists.includes(name) {
             continue;
         }
         for hash in hashes {
-            let distance = query.iter().map(|q| q.distance(hash)).min().unwrap_or(u32::MAX);
+            let distance = query
+                .iter()
+                .map(|q| q.distance(hash))
+                .min()
+                .unwrap_or(u32::MAX);
             if distance <= threshold {
-                let slot = best.entry((name.to_string(), hash.to_string())).or_insert(distance);
+                let slot = best
+                    .entry((name.to_string(), hash.to_string()))
+                    .or_insert(distance);
                 *slot = (*slot).min(distance);
             }
         }
@@ -193,15 +208,25 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             for m in &matches {
                 prop_assert!(m.distance <= threshold);
                 let MatchedBy::Pdq(index) = m.matched_by else {
-                    return Err(TestCaseError::fail("PDQ match not attributed to a PDQ hash"));
+                    return Err(TestCaseError::fail(
+                        "PDQ match not attributed to a PDQ hash",
+                    ));
                 };
                 let TypedHash::Pdq(list_hash) = m.hash else {
                     return Err(TestCaseError::fail("PDQ match with a non-PDQ hash"));
                 };
                 prop_assert_eq!(pdq[index].distance(&list_hash), m.distance);
-                prop_assert!(m.id.as_deref().is_some_and(|id| id.starts_with(m.list.as_str())));
+                prop_assert!(m
+                    .id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with(m.list.as_str())));
             }
-            prop_assert_eq!(found, brute_force(case, pdq, threshold, lists), "threshold {}", threshold);
+            prop_assert_eq!(
+                found,
+                brute_force(case, pdq, threshold, lists),
+                "threshold {}",
+                threshold
+            );
         }
     }
     Ok(())
@@ -228,7 +253,9 @@ fn boundary_distances_are_exact() {
     let mut rng = Rng(7);
     let centre = rng.hash();
     let mut lists = BTreeMap::new();
-    let hashes: Vec<PdqHash> = (0..=33).map(|bits| rng.near_spread(&centre, bits)).collect();
+    let hashes: Vec<PdqHash> = (0..=33)
+        .map(|bits| rng.near_spread(&centre, bits))
+        .collect();
     lists.insert("internal", hashes);
     let case = Case {
         lists,
@@ -243,7 +270,9 @@ fn boundary_distances_are_exact() {
             ..Query::default()
         };
         let plan = QueryPlan::new(&query).expect("in range");
-        let matches = plan.resolve(|k| records.get(k).map(|v| v.as_bytes())).expect("resolves");
+        let matches = plan
+            .resolve(|k| records.get(k).map(|v| v.as_bytes()))
+            .expect("resolves");
         let distances: Vec<u32> = matches.iter().map(|m| m.distance).collect();
         assert_eq!(distances, (0..=threshold).collect::<Vec<_>>());
     }

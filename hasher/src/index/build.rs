@@ -142,7 +142,11 @@ impl IndexBuilder {
 
     /// Builds every record.
     pub fn build(self) -> Result<BuiltIndex, BuildError> {
-        let IndexBuilder { lists, mut raw, allow } = self;
+        let IndexBuilder {
+            lists,
+            mut raw,
+            allow,
+        } = self;
         let allow = collect_allow(&lists, allow)?;
         let mut summary = BuildSummary {
             allowlisted: allow.len(),
@@ -205,7 +209,10 @@ impl IndexBuilder {
                 TypedHash::Pdq(h) => pdq.push((h, memberships)),
                 TypedHash::Vec72(v) => vec72.push((v, memberships)),
                 TypedHash::Md5(_) | TypedHash::Sha1(_) | TypedHash::Sha256(_) => {
-                    let allowance = allow.get(&hash).map(AllowSet::allowance).unwrap_or_default();
+                    let allowance = allow
+                        .get(&hash)
+                        .map(AllowSet::allowance)
+                        .unwrap_or_default();
                     if let Ok(digest) = ExactDigest::try_from(hash) {
                         let record = ExactRecord {
                             memberships,
@@ -249,7 +256,10 @@ impl IndexBuilder {
                     memberships,
                 })
                 .collect();
-            records.insert(layout::VEC72_KEY.to_owned(), record::encode_vec72_table(&rows));
+            records.insert(
+                layout::VEC72_KEY.to_owned(),
+                record::encode_vec72_table(&rows),
+            );
         }
         records.insert(layout::META_KEY.to_owned(), meta_json(&summary));
 
@@ -312,7 +322,10 @@ fn add_buckets(pdq: &[(PdqHash, Vec<Membership>)], records: &mut BTreeMap<String
                 })
                 .collect();
             let value = pdq[group[0]].0.chunk16(chunk);
-            records.insert(layout::bucket_key(chunk, value), record::encode_bucket(&table));
+            records.insert(
+                layout::bucket_key(chunk, value),
+                record::encode_bucket(&table),
+            );
         }
         // Restore hash order for the next chunk's stable sort.
         order.sort_unstable();
@@ -323,7 +336,10 @@ fn add_buckets(pdq: &[(PdqHash, Vec<Membership>)], records: &mut BTreeMap<String
 /// restricted to characters that need no JSON escaping.
 fn meta_json(summary: &BuildSummary) -> String {
     let counts = |counts: &KindCounts| {
-        let fields: Vec<String> = counts.iter().map(|(kind, n)| format!("\"{kind}\":{n}")).collect();
+        let fields: Vec<String> = counts
+            .iter()
+            .map(|(kind, n)| format!("\"{kind}\":{n}"))
+            .collect();
         format!("{{{}}}", fields.join(","))
     };
     let lists: Vec<String> = summary
@@ -358,9 +374,16 @@ mod tests {
     fn merges_duplicates_and_unions_lists() {
         let mut builder = IndexBuilder::new();
         builder
-            .add_list("ncmec", list(&format!("pdq,{PDQ}\npdq,{PDQ},n-1\nmd5,{MD5},m-1\nmd5,{MD5},m-2\n")))
+            .add_list(
+                "ncmec",
+                list(&format!(
+                    "pdq,{PDQ}\npdq,{PDQ},n-1\nmd5,{MD5},m-1\nmd5,{MD5},m-2\n"
+                )),
+            )
             .unwrap();
-        builder.add_list("iwf", list(&format!("pdq,{PDQ},i-1\n"))).unwrap();
+        builder
+            .add_list("iwf", list(&format!("pdq,{PDQ},i-1\n")))
+            .unwrap();
         let built = builder.build().unwrap();
         let s = &built.summary;
         assert_eq!(s.duplicates, 2);
@@ -380,12 +403,19 @@ mod tests {
         let bucket = &built.records[&layout::bucket_key(3, hash.chunk16(3))];
         let bytes = record::decode_text(bucket.as_bytes()).unwrap();
         let view = record::TableView::bucket(&bytes).unwrap();
-        assert_eq!(view.memberships(0), vec![("iwf", Some("i-1")), ("ncmec", Some("n-1"))]);
+        assert_eq!(
+            view.memberships(0),
+            vec![("iwf", Some("i-1")), ("ncmec", Some("n-1"))]
+        );
     }
 
     #[test]
     fn builds_are_independent_of_input_order() {
-        let lines = [format!("pdq,{PDQ},a"), format!("md5,{MD5},b"), format!("pdq,{}", "0f".repeat(32))];
+        let lines = [
+            format!("pdq,{PDQ},a"),
+            format!("md5,{MD5},b"),
+            format!("pdq,{}", "0f".repeat(32)),
+        ];
         let build = |order: &[usize]| {
             let text: Vec<&str> = order.iter().map(|&i| lines[i].as_str()).collect();
             let mut builder = IndexBuilder::new();
@@ -398,7 +428,10 @@ mod tests {
     #[test]
     fn refuses_empty_duplicate_and_badly_named_lists() {
         let mut builder = IndexBuilder::new();
-        assert_eq!(builder.add_list("empty", vec![]), Err(BuildError::EmptyList("empty".into())));
+        assert_eq!(
+            builder.add_list("empty", vec![]),
+            Err(BuildError::EmptyList("empty".into()))
+        );
         builder.add_list("a", list(&format!("md5,{MD5}"))).unwrap();
         assert_eq!(
             builder.add_list("a", list(&format!("md5,{MD5}"))),
@@ -413,8 +446,12 @@ mod tests {
     #[test]
     fn allowlist_drops_entries_and_records_allowances() {
         let mut builder = IndexBuilder::new();
-        builder.add_list("ncmec", list(&format!("pdq,{PDQ}\nmd5,{MD5}\n"))).unwrap();
-        builder.add_list("iwf", list(&format!("pdq,{PDQ}\n"))).unwrap();
+        builder
+            .add_list("ncmec", list(&format!("pdq,{PDQ}\nmd5,{MD5}\n")))
+            .unwrap();
+        builder
+            .add_list("iwf", list(&format!("pdq,{PDQ}\n")))
+            .unwrap();
         builder.add_allowlist(parse_allowlist(&format!("pdq,{PDQ},iwf\nmd5,{MD5}\n")).entries);
         let built = builder.build().unwrap();
         assert_eq!(built.summary.suppressed, 2);
@@ -431,20 +468,28 @@ mod tests {
         assert!(record.memberships.is_empty());
 
         let mut builder = IndexBuilder::new();
-        builder.add_list("ncmec", list(&format!("md5,{MD5}\n"))).unwrap();
+        builder
+            .add_list("ncmec", list(&format!("md5,{MD5}\n")))
+            .unwrap();
         builder.add_allowlist(parse_allowlist(&format!("md5,{MD5},iwf\n")).entries);
         assert_eq!(
             builder.build().unwrap_err(),
-            BuildError::UnknownAllowList { list: "iwf".into(), line: 1 }
+            BuildError::UnknownAllowList {
+                list: "iwf".into(),
+                line: 1
+            }
         );
     }
 
     #[test]
     fn meta_is_json() {
         let mut builder = IndexBuilder::new();
-        builder.add_list("ncmec", list(&format!("pdq,{PDQ}\nmd5,{MD5}\n"))).unwrap();
+        builder
+            .add_list("ncmec", list(&format!("pdq,{PDQ}\nmd5,{MD5}\n")))
+            .unwrap();
         let built = builder.build().unwrap();
-        let meta: serde_json::Value = serde_json::from_str(&built.records[layout::META_KEY]).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&built.records[layout::META_KEY]).unwrap();
         assert_eq!(meta["lists"]["ncmec"]["pdq"], 1);
         assert_eq!(meta["prefix"], "hg1/");
     }

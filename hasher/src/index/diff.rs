@@ -55,7 +55,10 @@ impl<I: Iterator<Item = (String, String)>> Sorted<I> {
             return Ok(None);
         };
         if self.last.as_ref().is_some_and(|last| *last >= key) {
-            return Err(DiffError { side: self.side, key });
+            return Err(DiffError {
+                side: self.side,
+                key,
+            });
         }
         self.last = Some(key.clone());
         Ok(Some((key, value)))
@@ -64,19 +67,32 @@ impl<I: Iterator<Item = (String, String)>> Sorted<I> {
 
 /// Walks two record streams, each sorted by key with no key twice, and
 /// calls `emit` for every change that turns `from` into `to`.
-pub fn diff_sorted<F, T>(from: F, to: T, mut emit: impl FnMut(Change)) -> Result<DiffSummary, DiffError>
+pub fn diff_sorted<F, T>(
+    from: F,
+    to: T,
+    mut emit: impl FnMut(Change),
+) -> Result<DiffSummary, DiffError>
 where
     F: IntoIterator<Item = (String, String)>,
     T: IntoIterator<Item = (String, String)>,
 {
-    let mut old = Sorted { records: from.into_iter(), side: "old", last: None };
-    let mut new = Sorted { records: to.into_iter(), side: "new", last: None };
-    let mut summary = DiffSummary::default();
-    let put = |summary: &mut DiffSummary, emit: &mut dyn FnMut(Change), key: String, value: String| {
-        summary.puts += 1;
-        summary.put_bytes += key.len() + value.len();
-        emit(Change::Put { key, value });
+    let mut old = Sorted {
+        records: from.into_iter(),
+        side: "old",
+        last: None,
     };
+    let mut new = Sorted {
+        records: to.into_iter(),
+        side: "new",
+        last: None,
+    };
+    let mut summary = DiffSummary::default();
+    let put =
+        |summary: &mut DiffSummary, emit: &mut dyn FnMut(Change), key: String, value: String| {
+            summary.puts += 1;
+            summary.put_bytes += key.len() + value.len();
+            emit(Change::Put { key, value });
+        };
     let delete = |summary: &mut DiffSummary, emit: &mut dyn FnMut(Change), key: String| {
         summary.deletes += 1;
         emit(Change::Delete { key });
@@ -94,7 +110,8 @@ where
                 put(&mut summary, &mut emit, key, value);
                 new_record = new.next()?;
             }
-            (Some((old_key, old_value)), Some((new_key, new_value))) => match old_key.cmp(&new_key) {
+            (Some((old_key, old_value)), Some((new_key, new_value))) => match old_key.cmp(&new_key)
+            {
                 Ordering::Less => {
                     delete(&mut summary, &mut emit, old_key);
                     old_record = old.next()?;
@@ -127,10 +144,16 @@ mod tests {
     use crate::index::IndexBuilder;
 
     fn records(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
-    fn changes(from: Vec<(String, String)>, to: Vec<(String, String)>) -> (Vec<Change>, DiffSummary) {
+    fn changes(
+        from: Vec<(String, String)>,
+        to: Vec<(String, String)>,
+    ) -> (Vec<Change>, DiffSummary) {
         let mut out = Vec::new();
         let summary = diff_sorted(from, to, |c| out.push(c)).unwrap();
         (out, summary)
@@ -146,24 +169,45 @@ mod tests {
             out,
             vec![
                 Change::Delete { key: "a".into() },
-                Change::Put { key: "c".into(), value: "3".into() },
-                Change::Put { key: "d".into(), value: "5".into() },
-                Change::Put { key: "e".into(), value: "6".into() },
+                Change::Put {
+                    key: "c".into(),
+                    value: "3".into()
+                },
+                Change::Put {
+                    key: "d".into(),
+                    value: "5".into()
+                },
+                Change::Put {
+                    key: "e".into(),
+                    value: "6".into()
+                },
             ]
         );
-        assert_eq!((summary.puts, summary.deletes, summary.unchanged), (3, 1, 1));
+        assert_eq!(
+            (summary.puts, summary.deletes, summary.unchanged),
+            (3, 1, 1)
+        );
     }
 
     #[test]
     fn refuses_unsorted_input() {
-        let error = diff_sorted(records(&[("b", "1"), ("a", "1")]), Vec::new(), |_| {}).unwrap_err();
-        assert_eq!(error, DiffError { side: "old", key: "a".into() });
+        let error =
+            diff_sorted(records(&[("b", "1"), ("a", "1")]), Vec::new(), |_| {}).unwrap_err();
+        assert_eq!(
+            error,
+            DiffError {
+                side: "old",
+                key: "a".into()
+            }
+        );
     }
 
     fn build(lists: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut builder = IndexBuilder::new();
         for (name, text) in lists {
-            builder.add_list(name, parse_hash_list(text).entries).unwrap();
+            builder
+                .add_list(name, parse_hash_list(text).entries)
+                .unwrap();
         }
         builder.build().unwrap().records.into_iter().collect()
     }

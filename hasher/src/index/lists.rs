@@ -184,7 +184,8 @@ fn split_line(line: &str) -> Result<(TypedHash, Option<&str>), LineProblem> {
     let kind: HashKind = kind_text
         .parse()
         .map_err(|_| LineProblem::UnknownType(kind_text.to_owned()))?;
-    let hash = TypedHash::parse(kind, hash_text).map_err(|source| LineProblem::BadHash { kind, source })?;
+    let hash = TypedHash::parse(kind, hash_text)
+        .map_err(|source| LineProblem::BadHash { kind, source })?;
     Ok((hash, third))
 }
 
@@ -224,21 +225,36 @@ mod tests {
         let lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 6, 7]);
         assert_eq!(parsed.errors[0].problem, LineProblem::MissingHash);
-        assert_eq!(parsed.errors[1].problem, LineProblem::UnknownType("crc32".into()));
+        assert_eq!(
+            parsed.errors[1].problem,
+            LineProblem::UnknownType("crc32".into())
+        );
         assert_eq!(
             parsed.errors[2].problem,
             LineProblem::BadHash {
                 kind: HashKind::Md5,
-                source: ParseHashError::WrongLength { expected: 32, found: 30 }
+                source: ParseHashError::WrongLength {
+                    expected: 32,
+                    found: 30
+                }
             }
         );
         assert!(matches!(
             parsed.errors[3].problem,
-            LineProblem::BadHash { kind: HashKind::Sha256, source: ParseHashError::NotHex(_) }
+            LineProblem::BadHash {
+                kind: HashKind::Sha256,
+                source: ParseHashError::NotHex(_)
+            }
         ));
-        assert_eq!(parsed.errors[4].problem, LineProblem::IdTooLong(MAX_ID_BYTES + 1));
+        assert_eq!(
+            parsed.errors[4].problem,
+            LineProblem::IdTooLong(MAX_ID_BYTES + 1)
+        );
         assert_eq!(parsed.errors[5].problem, LineProblem::IdControlCharacter);
-        assert_eq!(parsed.errors[0].to_string(), "line 2: expected TYPE,HASH[,ID], found no comma");
+        assert_eq!(
+            parsed.errors[0].to_string(),
+            "line 2: expected TYPE,HASH[,ID], found no comma"
+        );
     }
 
     #[test]
@@ -256,7 +272,11 @@ mod tests {
         let scopes: Vec<&AllowScope> = parsed.entries.iter().map(|e| &e.scope).collect();
         assert_eq!(
             scopes,
-            vec![&AllowScope::AllLists, &AllowScope::AllLists, &AllowScope::List("ncmec".into())]
+            vec![
+                &AllowScope::AllLists,
+                &AllowScope::AllLists,
+                &AllowScope::List("ncmec".into())
+            ]
         );
         assert_eq!(parsed.errors.len(), 1);
         assert_eq!(parsed.errors[0].line, 4);
@@ -267,8 +287,17 @@ mod tests {
         assert!(validate_list_name("ncmec").is_ok());
         assert!(validate_list_name("iwf-2024.v2_x").is_ok());
         assert_eq!(validate_list_name(""), Err(ListNameError::Empty));
-        assert!(matches!(validate_list_name("a b"), Err(ListNameError::BadCharacter(_))));
-        assert!(matches!(validate_list_name("a,b"), Err(ListNameError::BadCharacter(_))));
-        assert!(matches!(validate_list_name(&"a".repeat(65)), Err(ListNameError::TooLong(_))));
+        assert!(matches!(
+            validate_list_name("a b"),
+            Err(ListNameError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            validate_list_name("a,b"),
+            Err(ListNameError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            validate_list_name(&"a".repeat(65)),
+            Err(ListNameError::TooLong(_))
+        ));
     }
 }

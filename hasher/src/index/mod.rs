@@ -32,7 +32,9 @@ use core::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::hashes::{HashKind, Md5Digest, ParseHashError, PdqHash, Sha1Digest, Sha256Digest, Vec72};
+use crate::hashes::{
+    HashKind, Md5Digest, ParseHashError, PdqHash, Sha1Digest, Sha256Digest, Vec72,
+};
 
 pub use build::{BuildError, BuildSummary, BuiltIndex, IndexBuilder, KindCounts};
 pub use diff::{diff_sorted, Change, DiffError, DiffSummary};

@@ -148,7 +148,11 @@ pub struct Match {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum KeyRole {
     /// PDQ bucket: chunk, chunk value, and the query hashes probing it.
-    Bucket { chunk: usize, value: u16, probes: Vec<usize> },
+    Bucket {
+        chunk: usize,
+        value: u16,
+        probes: Vec<usize>,
+    },
     /// The exact record of `Query::exact[index]`.
     Exact(usize),
     /// The allowlist record of `Query::pdq[index]`.
@@ -276,8 +280,12 @@ impl QueryPlan {
                         Allowance::AllLists => allowed_everywhere = true,
                         Allowance::Lists(lists) => allowed_lists.extend(lists),
                     }
-                    let KeyRole::Exact(index) = role else { continue };
-                    let Some(digest) = query.exact.get(*index) else { continue };
+                    let KeyRole::Exact(index) = role else {
+                        continue;
+                    };
+                    let Some(digest) = query.exact.get(*index) else {
+                        continue;
+                    };
                     let hash = TypedHash::from(*digest);
                     for membership in record.memberships {
                         if query.lists.includes(&membership.list) {
@@ -292,10 +300,16 @@ impl QueryPlan {
                         }
                     }
                 }
-                KeyRole::Bucket { chunk, value, probes } => {
+                KeyRole::Bucket {
+                    chunk,
+                    value,
+                    probes,
+                } => {
                     let table = TableView::bucket(&bytes).map_err(corrupt)?;
                     for &index in probes {
-                        let Some(hash) = query.pdq.get(index) else { continue };
+                        let Some(hash) = query.pdq.get(index) else {
+                            continue;
+                        };
                         scan_bucket(&table, hash, *chunk, *value, query, index, &mut add);
                     }
                 }
@@ -375,7 +389,9 @@ fn row_distance(row: &[u8], wanted: &[u8; record::BUCKET_ROW_BYTES]) -> u32 {
 
 fn scan_vec72(table: &TableView<'_>, vector: &Vec72, query: &Query, add: &mut impl FnMut(Match)) {
     for (row_index, row) in table.rows().enumerate() {
-        let Some(candidate) = Vec72::from_slice(row) else { continue };
+        let Some(candidate) = Vec72::from_slice(row) else {
+            continue;
+        };
         let distance = candidate.distance(vector);
         if distance > query.vec72_threshold {
             continue;
@@ -398,9 +414,9 @@ fn scan_vec72(table: &TableView<'_>, vector: &Vec72, query: &Query, add: &mut im
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hashes::{Md5Digest, Sha256Digest};
     use crate::index::lists::{parse_allowlist, parse_hash_list};
     use crate::index::IndexBuilder;
-    use crate::hashes::{Md5Digest, Sha256Digest};
 
     const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
     const MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
@@ -419,7 +435,8 @@ mod tests {
 
     fn run(records: &BTreeMap<String, String>, query: &Query) -> Vec<Match> {
         let plan = QueryPlan::new(query).unwrap();
-        plan.resolve(|key| records.get(key).map(|v| v.as_bytes())).unwrap()
+        plan.resolve(|key| records.get(key).map(|v| v.as_bytes()))
+            .unwrap()
     }
 
     fn pdq(text: &str) -> PdqHash {
@@ -450,10 +467,19 @@ mod tests {
         assert_eq!(sizes, vec![100, 100, 74]);
         let unique: BTreeSet<&String> = plan.keys().iter().collect();
         assert_eq!(unique.len(), plan.keys().len());
-        let small = Query { pdq_threshold: 10, ..query.clone() };
+        let small = Query {
+            pdq_threshold: 10,
+            ..query.clone()
+        };
         assert_eq!(QueryPlan::new(&small).unwrap().keys().len(), 13);
-        let too_far = Query { pdq_threshold: 32, ..query };
-        assert_eq!(QueryPlan::new(&too_far).unwrap_err(), QueryError::ThresholdTooLarge(32));
+        let too_far = Query {
+            pdq_threshold: 32,
+            ..query
+        };
+        assert_eq!(
+            QueryPlan::new(&too_far).unwrap_err(),
+            QueryError::ThresholdTooLarge(32)
+        );
     }
 
     #[test]
@@ -521,10 +547,14 @@ mod tests {
         };
         // The image's own PDQ hash is a known false positive for iwf only.
         let records = index(&lists, &format!("pdq,{PDQ},iwf\n"));
-        let lists_found: BTreeSet<String> = run(&records, &query).into_iter().map(|m| m.list).collect();
+        let lists_found: BTreeSet<String> =
+            run(&records, &query).into_iter().map(|m| m.list).collect();
         assert_eq!(lists_found, ["ncmec".to_string()].into());
         // Its digest is allowed everywhere: nothing matches.
-        let records = index(&lists, &format!("sha1,da39a3ee5e6b4b0d3255bfef95601890afd80709\nmd5,{MD5},*\n"));
+        let records = index(
+            &lists,
+            &format!("sha1,da39a3ee5e6b4b0d3255bfef95601890afd80709\nmd5,{MD5},*\n"),
+        );
         assert!(run(&records, &query).is_empty());
     }
 
@@ -532,7 +562,10 @@ mod tests {
     fn vec72_matches_by_scanning() {
         let near = "01".repeat(72);
         let far = "ff".repeat(72);
-        let records = index(&[("internal", format!("vec72,{near},v-1\nvec72,{far}\n"))], "");
+        let records = index(
+            &[("internal", format!("vec72,{near},v-1\nvec72,{far}\n"))],
+            "",
+        );
         let query = Query {
             vec72: Some("00".repeat(72).parse().unwrap()),
             vec72_threshold: 100,
@@ -540,7 +573,10 @@ mod tests {
         };
         let matches = run(&records, &query);
         assert_eq!(matches.len(), 1);
-        assert_eq!((matches[0].distance, matches[0].id.as_deref()), (72, Some("v-1")));
+        assert_eq!(
+            (matches[0].distance, matches[0].id.as_deref()),
+            (72, Some("v-1"))
+        );
         assert_eq!(matches[0].matched_by, MatchedBy::Vec72);
     }
 

@@ -138,7 +138,9 @@ fn encode_table(tag: u8, rows: &[TableRow<'_>]) -> String {
     for row in rows {
         out.varint(row.memberships.len());
         for membership in row.memberships {
-            let index = names.binary_search(&membership.list.as_str()).unwrap_or_default();
+            let index = names
+                .binary_search(&membership.list.as_str())
+                .unwrap_or_default();
             out.varint(index);
             out.string(membership.id.as_deref().unwrap_or(""));
         }
@@ -256,7 +258,9 @@ impl<'a> Reader<'a> {
 
 /// Base64 text to the binary record.
 pub fn decode_text(value: &[u8]) -> Result<Vec<u8>, RecordError> {
-    STANDARD_NO_PAD.decode(value).map_err(|_| RecordError::NotBase64)
+    STANDARD_NO_PAD
+        .decode(value)
+        .map_err(|_| RecordError::NotBase64)
 }
 
 /// A decoded entry table (bucket or vec72), borrowing the binary record.
@@ -338,7 +342,11 @@ impl<'a> TableView<'a> {
     pub fn memberships(&self, index: usize) -> Vec<(&'a str, Option<&'a str>)> {
         let mut reader = Reader {
             bytes: self.memberships,
-            at: self.membership_starts.get(index).copied().unwrap_or(self.memberships.len()),
+            at: self
+                .membership_starts
+                .get(index)
+                .copied()
+                .unwrap_or(self.memberships.len()),
         };
         let count = reader.varint().unwrap_or(0);
         let mut out = Vec::with_capacity(count);
@@ -411,14 +419,23 @@ mod tests {
         let b = [member("iwf", Some("i-9"))];
         let rows = [[1u8; 30], [2u8; 30]];
         let text = encode_bucket(&[
-            TableRow { row: &rows[0], memberships: &a },
-            TableRow { row: &rows[1], memberships: &b },
+            TableRow {
+                row: &rows[0],
+                memberships: &a,
+            },
+            TableRow {
+                row: &rows[1],
+                memberships: &b,
+            },
         ]);
         let bytes = decode_text(text.as_bytes()).unwrap();
         let view = TableView::bucket(&bytes).unwrap();
         assert_eq!(view.len(), 2);
         assert_eq!(view.rows().nth(1).unwrap(), &rows[1]);
-        assert_eq!(view.memberships(0), vec![("ncmec", Some("n-1")), ("iwf", None)]);
+        assert_eq!(
+            view.memberships(0),
+            vec![("ncmec", Some("n-1")), ("iwf", None)]
+        );
         assert_eq!(view.memberships(1), vec![("iwf", Some("i-9"))]);
         // 1 tag + 1 + 2 names (4+6) + 1 count + 60 rows + memberships (1+1+4 +1+1, 1+1+4)
         assert_eq!(bytes.len(), 1 + 1 + 4 + 6 + 1 + 60 + 6 + 2 + 6);
@@ -436,7 +453,10 @@ mod tests {
                 allowance,
             };
             let text = encode_exact(&record);
-            assert_eq!(decode_exact(&decode_text(text.as_bytes()).unwrap()).unwrap(), record);
+            assert_eq!(
+                decode_exact(&decode_text(text.as_bytes()).unwrap()).unwrap(),
+                record
+            );
         }
     }
 
@@ -445,9 +465,15 @@ mod tests {
         assert_eq!(decode_text(b"not base64!"), Err(RecordError::NotBase64));
         assert_eq!(
             TableView::bucket(&[TAG_EXACT]).unwrap_err(),
-            RecordError::WrongTag { expected: 1, found: 2 }
+            RecordError::WrongTag {
+                expected: 1,
+                found: 2
+            }
         );
-        assert_eq!(TableView::bucket(&[TAG_BUCKET, 0, 2, 0]).unwrap_err(), RecordError::Truncated);
+        assert_eq!(
+            TableView::bucket(&[TAG_BUCKET, 0, 2, 0]).unwrap_err(),
+            RecordError::Truncated
+        );
         // one row, membership pointing at list 3 of 0
         let mut bad = vec![TAG_BUCKET, 0, 1];
         bad.extend_from_slice(&[0; 30]);
@@ -456,8 +482,17 @@ mod tests {
             TableView::bucket(&bad).unwrap_err(),
             RecordError::BadListIndex { index: 3, lists: 0 }
         );
-        assert_eq!(decode_exact(&[TAG_EXACT, 0, 0, 9]), Err(RecordError::TrailingBytes(1)));
-        assert_eq!(decode_exact(&[TAG_EXACT, 0, 7]), Err(RecordError::BadAllowFlag(7)));
-        assert_eq!(decode_exact(&[TAG_EXACT, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(RecordError::Overflow));
+        assert_eq!(
+            decode_exact(&[TAG_EXACT, 0, 0, 9]),
+            Err(RecordError::TrailingBytes(1))
+        );
+        assert_eq!(
+            decode_exact(&[TAG_EXACT, 0, 7]),
+            Err(RecordError::BadAllowFlag(7))
+        );
+        assert_eq!(
+            decode_exact(&[TAG_EXACT, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(RecordError::Overflow)
+        );
     }
 }

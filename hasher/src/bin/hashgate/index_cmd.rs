@@ -78,16 +78,33 @@ fn check_lines<T>(path: &Path, parsed: &Parsed<T>, skip_bad: bool) -> anyhow::Re
         return Ok(());
     }
     for error in errors.iter().take(BAD_LINES_SHOWN) {
-        eprintln!("hashgate: {}:{}: {}", path.display(), error.line, error.problem);
+        eprintln!(
+            "hashgate: {}:{}: {}",
+            path.display(),
+            error.line,
+            error.problem
+        );
     }
     if errors.len() > BAD_LINES_SHOWN {
-        eprintln!("hashgate: {}: {} more bad lines", path.display(), errors.len() - BAD_LINES_SHOWN);
+        eprintln!(
+            "hashgate: {}: {} more bad lines",
+            path.display(),
+            errors.len() - BAD_LINES_SHOWN
+        );
     }
     if skip_bad {
-        eprintln!("hashgate: {}: skipped {} bad lines", path.display(), errors.len());
+        eprintln!(
+            "hashgate: {}: skipped {} bad lines",
+            path.display(),
+            errors.len()
+        );
         Ok(())
     } else {
-        bail!("{}: {} bad lines (use --skip-bad to leave them out)", path.display(), errors.len())
+        bail!(
+            "{}: {} bad lines (use --skip-bad to leave them out)",
+            path.display(),
+            errors.len()
+        )
     }
 }
 
@@ -112,7 +129,8 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     let built = builder.build()?;
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut bulk = BulkWriter::new(&args.out, index_store::BULK_STEM);
     for (key, value) in &built.records {
         bulk.put(key, value)?;
@@ -130,7 +148,10 @@ fn counts_text(counts: &KindCounts) -> String {
     if counts.is_empty() {
         return "no entries".to_owned();
     }
-    let parts: Vec<String> = counts.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
     parts.join(", ")
 }
 
@@ -153,20 +174,29 @@ fn print_summary(summary: &BuildSummary) {
 fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let mut from = RecordReader::open(&args.from)?;
     let mut to = RecordReader::open(&args.to)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut bulk = BulkWriter::new(&args.out, index_store::BULK_STEM);
     let mut deletes = Vec::new();
     let mut write_error = None;
     let (mut from_error, mut to_error) = (None, None);
-    let summary = diff_sorted(from.records(&mut from_error), to.records(&mut to_error), |change| match change {
-        Change::Put { key, value } => {
-            if write_error.is_none() {
-                write_error = bulk.put(&key, &value).err();
+    let summary = diff_sorted(
+        from.records(&mut from_error),
+        to.records(&mut to_error),
+        |change| match change {
+            Change::Put { key, value } => {
+                if write_error.is_none() {
+                    write_error = bulk.put(&key, &value).err();
+                }
             }
-        }
-        Change::Delete { key } => deletes.push(key),
-    })?;
-    for error in [from_error, to_error, write_error].into_iter().flatten() {
+            Change::Delete { key } => deletes.push(key),
+        },
+    )?;
+    if let Some(error) = [from_error, to_error, write_error]
+        .into_iter()
+        .flatten()
+        .next()
+    {
         return Err(error);
     }
     let bulk_files = bulk.finish()?;

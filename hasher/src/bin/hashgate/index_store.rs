@@ -38,19 +38,21 @@ pub fn write_records<'a>(
     let mut out = BufWriter::new(file);
     let write = |out: &mut BufWriter<File>, key: &str, value: &str| -> io::Result<()> {
         for field in [key.as_bytes(), value.as_bytes()] {
-            let len = u32::try_from(field.len()).map_err(|_| io::Error::other("record too large"))?;
+            let len =
+                u32::try_from(field.len()).map_err(|_| io::Error::other("record too large"))?;
             out.write_all(&len.to_le_bytes())?;
             out.write_all(field)?;
         }
         Ok(())
     };
-    out.write_all(MAGIC).and_then(|()| {
-        for (key, value) in records {
-            write(&mut out, key, value)?;
-        }
-        out.flush()
-    })
-    .with_context(|| format!("writing {}", path.display()))?;
+    out.write_all(MAGIC)
+        .and_then(|()| {
+            for (key, value) in records {
+                write(&mut out, key, value)?;
+            }
+            out.flush()
+        })
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -63,8 +65,12 @@ pub struct RecordReader {
 impl RecordReader {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(RECORDS_FILE);
-        let file = File::open(&path)
-            .with_context(|| format!("opening {} (not a directory made by `hashgate index build`?)", path.display()))?;
+        let file = File::open(&path).with_context(|| {
+            format!(
+                "opening {} (not a directory made by `hashgate index build`?)",
+                path.display()
+            )
+        })?;
         let mut input = BufReader::new(file);
         let mut magic = [0u8; MAGIC.len()];
         input
@@ -106,7 +112,10 @@ impl RecordReader {
 
     /// Adapts to an infallible iterator for [`hashgate::index::diff_sorted`];
     /// the first error stops it and is kept in `error`.
-    pub fn records<'e>(&'e mut self, error: &'e mut Option<anyhow::Error>) -> impl Iterator<Item = (String, String)> + 'e {
+    pub fn records<'e>(
+        &'e mut self,
+        error: &'e mut Option<anyhow::Error>,
+    ) -> impl Iterator<Item = (String, String)> + 'e {
         std::iter::from_fn(move || {
             if error.is_some() {
                 return None;
@@ -151,18 +160,29 @@ impl BulkWriter {
     }
 
     pub fn put(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
-        let entry = serde_json::to_vec(&BulkEntry { key, value, base64: false })?;
+        let entry = serde_json::to_vec(&BulkEntry {
+            key,
+            value,
+            base64: false,
+        })?;
         if self.entries_in_pending > 0 && self.pending.len() + entry.len() + 4 > BULK_FILE_LIMIT {
             self.flush_part()?;
         }
-        self.pending.extend_from_slice(if self.entries_in_pending == 0 { b"[\n" } else { b",\n" });
+        self.pending
+            .extend_from_slice(if self.entries_in_pending == 0 {
+                b"[\n"
+            } else {
+                b",\n"
+            });
         self.pending.extend_from_slice(&entry);
         self.entries_in_pending += 1;
         Ok(())
     }
 
     fn flush_part(&mut self) -> anyhow::Result<()> {
-        let path = self.dir.join(format!("{}.{:04}.json", self.stem, self.written.len() + 1));
+        let path = self
+            .dir
+            .join(format!("{}.{:04}.json", self.stem, self.written.len() + 1));
         self.write_pending(path)
     }
 
@@ -171,7 +191,8 @@ impl BulkWriter {
             self.pending.extend_from_slice(b"[");
         }
         self.pending.extend_from_slice(b"\n]\n");
-        std::fs::write(&path, &self.pending).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, &self.pending)
+            .with_context(|| format!("writing {}", path.display()))?;
         self.pending.clear();
         self.entries_in_pending = 0;
         self.written.push(path);
@@ -183,7 +204,8 @@ impl BulkWriter {
         let path = if self.written.is_empty() {
             self.dir.join(format!("{}.json", self.stem))
         } else {
-            self.dir.join(format!("{}.{:04}.json", self.stem, self.written.len() + 1))
+            self.dir
+                .join(format!("{}.{:04}.json", self.stem, self.written.len() + 1))
         };
         if self.entries_in_pending > 0 || self.written.is_empty() {
             self.write_pending(path)?;

@@ -60,8 +60,14 @@ pub struct MatchArgs {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Line {
-    Matched { query: String, matches: Vec<MatchLine> },
-    Failed { query: String, error: String },
+    Matched {
+        query: String,
+        matches: Vec<MatchLine>,
+    },
+    Failed {
+        query: String,
+        error: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -90,7 +96,12 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let lists = if args.lists.is_empty() {
         ListFilter::All
     } else {
-        ListFilter::Only(args.lists.iter().map(|l| l.trim().to_owned()).collect::<BTreeSet<_>>())
+        ListFilter::Only(
+            args.lists
+                .iter()
+                .map(|l| l.trim().to_owned())
+                .collect::<BTreeSet<_>>(),
+        )
     };
     let base = Query {
         pdq_threshold: args.threshold,
@@ -124,13 +135,22 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         queries.push((format!("pdq:{hash}"), with(&|q| q.pdq = vec![*hash])));
     }
     for hash in &args.md5 {
-        queries.push((format!("md5:{hash}"), with(&|q| q.exact = vec![ExactDigest::Md5(*hash)])));
+        queries.push((
+            format!("md5:{hash}"),
+            with(&|q| q.exact = vec![ExactDigest::Md5(*hash)]),
+        ));
     }
     for hash in &args.sha1 {
-        queries.push((format!("sha1:{hash}"), with(&|q| q.exact = vec![ExactDigest::Sha1(*hash)])));
+        queries.push((
+            format!("sha1:{hash}"),
+            with(&|q| q.exact = vec![ExactDigest::Sha1(*hash)]),
+        ));
     }
     for hash in &args.sha256 {
-        queries.push((format!("sha256:{hash}"), with(&|q| q.exact = vec![ExactDigest::Sha256(*hash)])));
+        queries.push((
+            format!("sha256:{hash}"),
+            with(&|q| q.exact = vec![ExactDigest::Sha256(*hash)]),
+        ));
     }
     for hash in &args.vec72 {
         queries.push((format!("vec72:{hash}"), with(&|q| q.vec72 = Some(*hash))));
@@ -175,11 +195,18 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         out.write_all(b"\n").context("writing output")?;
     }
     out.flush().context("writing output")?;
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// One pass over the local index file, keeping the values of `wanted` keys.
-fn read_values(dir: &std::path::Path, wanted: &HashSet<&str>) -> anyhow::Result<HashMap<String, String>> {
+fn read_values(
+    dir: &std::path::Path,
+    wanted: &HashSet<&str>,
+) -> anyhow::Result<HashMap<String, String>> {
     let mut reader = RecordReader::open(dir)?;
     let mut values = HashMap::new();
     while let Some((key, value)) = reader.next_record()? {
