@@ -17,7 +17,9 @@
 //
 // Special paths for tests: /__redirect?to=PATH (302), /__status/NNN (that
 // status), /__untyped/FILE (a fixture without Content-Type), /__typed/TYPE/FILE
-// (a fixture with Content-Type TYPE, e.g. /__typed/text%2Fplain/photos/x.jpg).
+// (a fixture with Content-Type TYPE, e.g. /__typed/text%2Fplain/photos/x.jpg),
+// /__chunked/FILE (no Content-Length: sent chunked, in pieces); the last three
+// also work under a mount (/closed/__typed/...).
 //
 // Standalone (the demo): node tests/support/origin.mjs [--port N] [--root DIR]
 
@@ -94,26 +96,31 @@ export async function startOrigin({ root = FIXTURES_DIR, mounts = {}, port = 0 }
       return send(Number(status[1]), `status ${status[1]}\n`, text);
     }
 
-    // Which file, and which Content-Type to claim.
-    let pathname = url.pathname;
-    let forcedType;
-    if (pathname.startsWith("/__untyped/")) {
-      pathname = pathname.slice("/__untyped".length);
-      forcedType = null;
-    } else {
-      const typed = pathname.match(/^\/__typed\/([^/]+)(\/.*)$/);
-      if (typed) {
-        forcedType = decodeURIComponent(typed[1]);
-        pathname = typed[2];
+    // Which directory (a mount, or the root), then which file, and which
+    // Content-Type to claim.
+    let base = root;
+    let rel = url.pathname;
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      if (rel.startsWith(prefix + "/")) {
+        base = path.resolve(dir);
+        rel = rel.slice(prefix.length);
+        break;
       }
     }
-    let base = root;
-    let rel = pathname;
-    for (const [prefix, dir] of Object.entries(mounts)) {
-      if (pathname.startsWith(prefix + "/")) {
-        base = path.resolve(dir);
-        rel = pathname.slice(prefix.length);
-        break;
+    let forcedType;
+    let chunked = false;
+    if (rel.startsWith("/__chunked/")) {
+      rel = rel.slice("/__chunked".length);
+      chunked = true;
+    }
+    if (rel.startsWith("/__untyped/")) {
+      rel = rel.slice("/__untyped".length);
+      forcedType = null;
+    } else {
+      const typed = rel.match(/^\/__typed\/([^/]+)(\/.*)$/);
+      if (typed) {
+        forcedType = decodeURIComponent(typed[1]);
+        rel = typed[2];
       }
     }
     let file;
@@ -146,6 +153,16 @@ export async function startOrigin({ root = FIXTURES_DIR, mounts = {}, port = 0 }
         return send(416, "", { "content-range": `bytes */${data.length}` });
       }
       return send(206, data.subarray(start, end + 1), { ...headers, "content-range": `bytes ${start}-${end}/${data.length}` });
+    }
+    if (chunked) {
+      res.writeHead(200, headers);
+      if (req.method === "HEAD") return res.end();
+      const piece = Math.ceil(data.length / 4) || 1;
+      for (let i = 0; i < data.length; i += piece) {
+        res.write(data.subarray(i, i + piece));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return res.end();
     }
     return send(200, data, headers);
   });

@@ -47,9 +47,12 @@ export const WORKER_BASE = "http://hashgate.test";
  * @param {object|string} [opts.policy] POLICY var (object is JSON-encoded)
  * @param {object} [opts.bindings] extra/overriding plain bindings (e.g. DEBUG: "1")
  * @param {object} [opts.consumer] overrides for the MATCH_EVENTS consumer (maxRetries, retryDelay)
+ * @param {boolean} [opts.http] also listen on 127.0.0.1 (a free port) for real HTTP: `worker.http(path, init)`.
+ *   dispatchFetch hands request bodies to workerd without their length; a real
+ *   client's Content-Length survives, which upload tests check.
  * @param {object} [opts.miniflare] extra Miniflare options (override the defaults)
  */
-export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, miniflare = {} } = {}) {
+export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, miniflare = {} } = {}) {
   if (!existsSync(SCRIPT_PATH)) {
     throw new Error(`${SCRIPT_PATH} not found: build the worker first (bash scripts/build-worker.sh)`);
   }
@@ -82,14 +85,18 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
       WEBHOOK_SECRET,
       ...bindings,
     },
+    ...(http ? { host: "127.0.0.1", port: 0 } : {}),
     ...miniflare,
   });
-  await mf.ready;
+  const url = await mf.ready;
 
   const worker = {
     mf,
     /** dispatchFetch with a path ("/x?y") or a full URL. */
     fetch: (input, init) => mf.dispatchFetch(new URL(input, WORKER_BASE).href, init),
+    /** Real HTTP to the worker (needs `http: true`); the Host is 127.0.0.1:PORT. */
+    url,
+    http: (input, init) => fetch(new URL(input, url).href, init),
     kv: (name) => mf.getKVNamespace(name),
     queue: (binding = "MATCH_EVENTS") => mf.getQueueProducer(binding),
     dispose: () => mf.dispose(),

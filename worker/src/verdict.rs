@@ -71,6 +71,7 @@ pub fn hash_options(route: &Route) -> HashOptions {
             apply_exif: false,
         },
         dihedral: true,
+        ..HashOptions::default()
     }
 }
 
