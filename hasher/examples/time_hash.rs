@@ -27,7 +27,7 @@ fn main() {
     };
     let options = HashOptions {
         decode: DecodeOptions { reduction, ..DecodeOptions::default() },
-        dihedral: false,
+        ..HashOptions::default()
     };
     if std::env::var_os("TIME_STAGES").is_some() {
         time_stages(&bytes, &options, iterations);

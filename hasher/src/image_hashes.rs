@@ -7,6 +7,7 @@ use crate::digest::ExactDigests;
 use crate::error::HashError;
 use crate::hashes::{Md5Digest, PdqHash, Sha1Digest, Sha256Digest};
 use crate::pdq;
+use crate::variants::{self, Variant, VariantHash, VariantOptions};
 
 /// What to compute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub struct HashOptions {
     pub decode: DecodeOptions,
     /// Also compute the 8 dihedral PDQ hashes (rotations and mirrors).
     pub dihedral: bool,
+    /// Extra query hashes for altered copies (rotations, mirrors, borders).
+    pub variants: VariantOptions,
 }
 
 /// The hashes of one image.
@@ -33,6 +36,28 @@ pub struct ImageHashes {
     pub md5: Md5Digest,
     pub sha1: Sha1Digest,
     pub sha256: Sha256Digest,
+    /// Extra query hashes, when asked for ([`HashOptions::variants`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantHash>,
+}
+
+impl ImageHashes {
+    /// Every PDQ hash to query with, labelled, the image's own first:
+    /// its own hash, the 8 dihedral ones when computed, and the variants.
+    /// Duplicates are dropped.
+    pub fn query_pdq(&self) -> Vec<(Variant, PdqHash)> {
+        let mut out = vec![(Variant::Original, self.pdq)];
+        let dihedral = self.dihedral.iter().flat_map(|all| {
+            crate::pdq::Dihedral::ALL.into_iter().zip(all.iter().copied()).skip(1).map(|(d, h)| (Variant::Derived(d), h))
+        });
+        let extra = self.variants.iter().map(|v| (v.variant, v.pdq));
+        for (variant, hash) in dihedral.chain(extra) {
+            if !out.iter().any(|(_, h)| *h == hash) {
+                out.push((variant, hash));
+            }
+        }
+        out
+    }
 }
 
 /// Decodes `bytes` and computes PDQ (and its dihedral variants if asked)
@@ -42,7 +67,12 @@ pub fn hash_image(bytes: &[u8], options: &HashOptions) -> Result<ImageHashes, Ha
     let (width, height) = decoded.display_dimensions();
     let format = decoded.format;
     let full_scale = decoded.full_scale();
+    let kept = options.variants.any().then(|| decoded.luma.clone());
     let output = pdq::hash_luma_scaled(decoded.luma, Some(full_scale));
+    let variants = match kept {
+        Some(luma) => variants::variant_hashes(&luma, full_scale, &output, options.variants),
+        None => Vec::new(),
+    };
     let digests = ExactDigests::of(bytes);
     Ok(ImageHashes {
         format,
@@ -54,5 +84,6 @@ pub fn hash_image(bytes: &[u8], options: &HashOptions) -> Result<ImageHashes, Ha
         md5: digests.md5,
         sha1: digests.sha1,
         sha256: digests.sha256,
+        variants,
     })
 }

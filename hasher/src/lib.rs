@@ -20,6 +20,7 @@ mod image_hashes;
 pub mod index;
 pub mod limits;
 pub mod pdq;
+pub mod variants;
 
 pub use decode::{sniff, DecodeOptions, ImageFormat, Reduction};
 pub use error::HashError;

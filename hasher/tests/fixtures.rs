@@ -59,6 +59,7 @@ fn options(reduction: Reduction) -> HashOptions {
             ..DecodeOptions::default()
         },
         dihedral: true,
+        ..HashOptions::default()
     }
 }
 

@@ -47,6 +47,7 @@ fn distances(dir: &Path, reduction: Reduction) -> Vec<(String, u32, u8)> {
     let options = HashOptions {
         decode: DecodeOptions { reduction, ..DecodeOptions::default() },
         dihedral: true,
+        ..HashOptions::default()
     };
     rows(dir)
         .into_iter()

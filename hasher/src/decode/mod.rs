@@ -111,6 +111,7 @@ impl DecodedImage {
             width: width as usize,
             height: height as usize,
             block: self.block as usize,
+            always_project: false,
         }
     }
 }

@@ -78,13 +78,13 @@ pub struct Query {
 }
 
 impl Query {
-    /// The query for an image's hashes: its PDQ hash (all 8 dihedral
-    /// variants when they were computed) and its three digests.
+    /// The query for an image's hashes: its PDQ hash, the dihedral and other
+    /// variants when they were computed (in [`ImageHashes::query_pdq`]
+    /// order), and its three digests.
     pub fn for_image(hashes: &ImageHashes, pdq_threshold: u32, lists: ListFilter) -> Self {
-        let pdq = match &hashes.dihedral {
-            Some(all) => all.to_vec(),
-            None => vec![hashes.pdq],
-        };
+        // The image's own hash first, then its dihedral and other variants
+        // (`ImageHashes::query_pdq` labels them in the same order).
+        let pdq = hashes.query_pdq().into_iter().map(|(_, hash)| hash).collect();
         Query {
             pdq,
             pdq_threshold,

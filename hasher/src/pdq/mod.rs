@@ -13,6 +13,7 @@
 //! computation on buffers: no decoding, no I/O.
 
 pub mod bits;
+pub mod borders;
 pub mod dct;
 pub mod dihedral;
 pub mod jarosz;
@@ -66,6 +67,9 @@ pub struct FullScale {
     pub width: usize,
     pub height: usize,
     pub block: usize,
+    /// Use the projected downsample even at block 1 (same values up to
+    /// rounding, cheaper: used for extra query variants).
+    pub always_project: bool,
 }
 
 /// PDQ of a luma image that may have been decoded at reduced scale (`full`
@@ -81,7 +85,7 @@ pub fn hash_luma_scaled(mut image: LumaImage, full: Option<FullScale>) -> PdqOut
         };
     }
     let downsampled = match full {
-        Some(f) if f.block > 1 => projected::downsample_from_reduced(&image, f.width, f.height, f.block),
+        Some(f) if f.block > 1 || f.always_project => projected::downsample_from_reduced(&image, f.width, f.height, f.block),
         _ if image.width == 64 && image.height == 64 => {
             // The reference skips the blur when the input is already 64x64.
             let mut buffer = [[0f32; 64]; 64];

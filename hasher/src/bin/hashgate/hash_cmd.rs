@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use hashgate::variants::{VariantHash, VariantOptions};
 use hashgate::{hash_image, DecodeOptions, HashOptions, ImageHashes, Reduction};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -18,6 +19,10 @@ pub struct HashArgs {
     /// flipx, flipy, flipp, flipm).
     #[arg(long)]
     dihedral: bool,
+    /// Also print the extra query hashes that catch altered copies: derived
+    /// and pixel rotations/mirrors, and the content inside added borders.
+    #[arg(long)]
+    variants: bool,
     /// Apply the EXIF orientation before hashing (the reference does not).
     #[arg(long)]
     exif: bool,
@@ -39,6 +44,7 @@ impl HashArgs {
                 ..DecodeOptions::default()
             },
             dihedral: self.dihedral,
+            variants: if self.variants { VariantOptions::ALL } else { VariantOptions::NONE },
         }
     }
 }
@@ -58,6 +64,8 @@ enum Line<'a> {
         sha256: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         dihedral: Option<Vec<String>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        variants: Vec<VariantHash>,
     },
     Failed {
         file: &'a str,
@@ -77,6 +85,7 @@ impl<'a> Line<'a> {
             sha1: h.sha1.to_string(),
             sha256: h.sha256.to_string(),
             dihedral: h.dihedral.map(|all| all.iter().map(ToString::to_string).collect()),
+            variants: h.variants,
         }
     }
 }

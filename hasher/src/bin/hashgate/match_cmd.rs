@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hashgate::index::{ExactDigest, ListFilter, Match, Query, QueryPlan, MAX_PDQ_THRESHOLD};
+use hashgate::index::{ExactDigest, ListFilter, Match, MatchedBy, Query, QueryPlan, MAX_PDQ_THRESHOLD};
+use hashgate::variants::VariantOptions;
 use hashgate::{hash_image, HashOptions, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 use serde::Serialize;
 
@@ -27,9 +28,15 @@ pub struct MatchArgs {
     /// Only these lists (comma-separated); all lists by default.
     #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
     lists: Vec<String>,
-    /// For image files, also match the 7 rotated and mirrored PDQ hashes.
+    /// For image files, match at least the 8 rotations and mirrors (they are
+    /// part of the default query set too; with --no-variants, only these).
     #[arg(long)]
     dihedral: bool,
+    /// For image files, query with the image's own PDQ hash only (plus the
+    /// 8 orientations with --dihedral), not the whole query set (rotations,
+    /// mirrors, content inside added borders).
+    #[arg(long)]
+    no_variants: bool,
     /// Largest squared distance that matches a --vec72 hash. The default sits
     /// between an altered copy (about 5,000) and unrelated images (about
     /// 700,000) in Cloudflare's published examples.
@@ -78,6 +85,10 @@ struct MatchLine {
     hash: String,
     distance: u32,
     id: Option<String>,
+    /// Which of the image's query hashes matched (`orig`, `rot90`,
+    /// `pixels-flipx`, `trimmed`, ...), for PDQ matches of image files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
 }
 
 impl From<Match> for MatchLine {
@@ -88,6 +99,7 @@ impl From<Match> for MatchLine {
             hash: m.hash.to_string(),
             distance: m.distance,
             id: m.id,
+            variant: None,
         }
     }
 }
@@ -112,18 +124,25 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
 
     // Queries in order: files, then --pdq, --md5, --sha1, --sha256, --vec72.
     let mut queries: Vec<(String, Result<Query, String>)> = Vec::new();
+    // For image files: the label of each PDQ query hash, in query order.
+    let mut labels: Vec<Vec<String>> = Vec::new();
     let options = HashOptions {
         dihedral: args.dihedral,
+        variants: if args.no_variants { VariantOptions::NONE } else { VariantOptions::ALL },
         ..HashOptions::default()
     };
     for path in &args.files {
-        let query = std::fs::read(path)
+        let hashes = std::fs::read(path)
             .map_err(|e| format!("cannot read: {e}"))
-            .and_then(|bytes| hash_image(&bytes, &options).map_err(|e| e.to_string()))
-            .map(|hashes| Query {
-                vec72_threshold: args.vec72_threshold,
-                ..Query::for_image(&hashes, args.threshold, lists.clone())
-            });
+            .and_then(|bytes| hash_image(&bytes, &options).map_err(|e| e.to_string()));
+        labels.push(match &hashes {
+            Ok(hashes) => hashes.query_pdq().iter().map(|(variant, _)| variant.to_string()).collect(),
+            Err(_) => Vec::new(),
+        });
+        let query = hashes.map(|hashes| Query {
+            vec72_threshold: args.vec72_threshold,
+            ..Query::for_image(&hashes, args.threshold, lists.clone())
+        });
         queries.push((path.display().to_string(), query));
     }
     let with = |f: &dyn Fn(&mut Query)| {
@@ -176,7 +195,11 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut failures = 0usize;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    for ((name, _), plan) in queries.into_iter().zip(plans) {
+    for (index, ((name, _), plan)) in queries.into_iter().zip(plans).enumerate() {
+        let label_of = |m: &Match| match m.matched_by {
+            MatchedBy::Pdq(i) => labels.get(index).and_then(|l| l.get(i)).cloned(),
+            _ => None,
+        };
         let resolved = plan.and_then(|plan| {
             plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))
                 .map_err(|e| e.to_string())
@@ -184,7 +207,13 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         let line = match resolved {
             Ok(matches) => Line::Matched {
                 query: name,
-                matches: matches.into_iter().map(MatchLine::from).collect(),
+                matches: matches
+                    .into_iter()
+                    .map(|m| {
+                        let variant = label_of(&m);
+                        MatchLine { variant, ..MatchLine::from(m) }
+                    })
+                    .collect(),
             },
             Err(error) => {
                 failures += 1;

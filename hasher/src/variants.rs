@@ -1,0 +1,234 @@
+//! The query-side hash set: more than one PDQ hash per image, so that
+//! altered copies of a listed image still match.
+//!
+//! Lists are hashed by others with standard PDQ, so the fix for alterations
+//! must sit on the query side, and the image's own hash stays exactly
+//! standard PDQ. The extra hashes:
+//!
+//! * **derived dihedral** (7): rotations and mirrors from the one DCT, at no
+//!   cost beyond thresholding;
+//! * **pixel orientations** (7): hashes of the actually rotated and mirrored
+//!   pixels, for images where the derived ones drift (textured, non-square);
+//! * **trimmed** (1 + 7 derived): the content inside uniform borders
+//!   ([`crate::pdq::borders`]), when there are borders.
+//!
+//! Each extra hash is one more chance of a false match, so every one is
+//! labelled and a route can turn the groups off.
+
+use core::fmt;
+
+use serde::{Serialize, Serializer};
+
+use crate::hashes::PdqHash;
+use crate::pdq::{self, borders, Dihedral, FullScale, LumaImage, PdqOutput};
+
+/// Which groups of extra hashes to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantOptions {
+    /// The 7 rotations and mirrors derived from the DCT.
+    pub derived_dihedral: bool,
+    /// The 7 rotations and mirrors of the actual pixels.
+    pub pixel_orientations: bool,
+    /// The content inside uniform borders (and its derived rotations).
+    pub borders: bool,
+}
+
+impl VariantOptions {
+    /// Every variant.
+    pub const ALL: VariantOptions = VariantOptions {
+        derived_dihedral: true,
+        pixel_orientations: true,
+        borders: true,
+    };
+    /// Only the image's own hash.
+    pub const NONE: VariantOptions = VariantOptions {
+        derived_dihedral: false,
+        pixel_orientations: false,
+        borders: false,
+    };
+
+    /// Whether any variant is asked for.
+    pub fn any(self) -> bool {
+        self.derived_dihedral || self.pixel_orientations || self.borders
+    }
+}
+
+impl Default for VariantOptions {
+    fn default() -> Self {
+        VariantOptions::NONE
+    }
+}
+
+/// How a query hash was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// Standard PDQ of the image as it is.
+    Original,
+    /// Derived from the DCT: the hash the image would have if turned so.
+    Derived(Dihedral),
+    /// PDQ of the pixels turned so.
+    Pixels(Dihedral),
+    /// PDQ of the content inside uniform borders, turned so (derived).
+    Trimmed(Dihedral),
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Variant::Original => f.write_str("orig"),
+            Variant::Derived(d) => f.write_str(d.name()),
+            Variant::Pixels(d) => write!(f, "pixels-{}", d.name()),
+            Variant::Trimmed(Dihedral::Orig) => f.write_str("trimmed"),
+            Variant::Trimmed(d) => write!(f, "trimmed-{}", d.name()),
+        }
+    }
+}
+
+impl Serialize for Variant {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// One query hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VariantHash {
+    pub variant: Variant,
+    pub pdq: PdqHash,
+    pub quality: u8,
+}
+
+/// Turns luma pixels by a dihedral transform.
+pub fn transform(image: &LumaImage, d: Dihedral) -> LumaImage {
+    match d {
+        Dihedral::Orig => image.clone(),
+        Dihedral::Rot90 => image.rotate270_cw(),
+        Dihedral::Rot180 => image.rotate180(),
+        Dihedral::Rot270 => image.rotate90_cw(),
+        Dihedral::FlipX => image.flip_vertical(),
+        Dihedral::FlipY => image.flip_horizontal(),
+        Dihedral::FlipP => image.transpose(),
+        Dihedral::FlipM => image.transverse(),
+    }
+}
+
+/// The extra query hashes of an image whose own PDQ is `primary`, computed
+/// from its luma (as decoded, possibly reduced: `full` says from what).
+/// Duplicates of hashes already in the set are dropped.
+pub fn variant_hashes(luma: &LumaImage, full: FullScale, primary: &PdqOutput, options: VariantOptions) -> Vec<VariantHash> {
+    let mut out: Vec<VariantHash> = Vec::new();
+    let push = |out: &mut Vec<VariantHash>, variant, pdq: PdqHash, quality| {
+        if pdq != primary.hash && !out.iter().any(|v| v.pdq == pdq) {
+            out.push(VariantHash { variant, pdq, quality });
+        }
+    };
+    if primary.dct().is_none() {
+        return out; // too small to hash: nothing to vary
+    }
+    if options.derived_dihedral {
+        for (d, pdq) in Dihedral::ALL.into_iter().zip(primary.dihedral()).skip(1) {
+            push(&mut out, Variant::Derived(d), pdq, primary.quality);
+        }
+    }
+    let projected = |image: LumaImage, width: usize, height: usize| {
+        pdq::hash_luma_scaled(
+            image,
+            Some(FullScale {
+                width,
+                height,
+                block: full.block,
+                always_project: true,
+            }),
+        )
+    };
+    if options.pixel_orientations {
+        for d in Dihedral::ALL.into_iter().skip(1) {
+            let turned = transform(luma, d);
+            let transposes = matches!(d, Dihedral::Rot90 | Dihedral::Rot270 | Dihedral::FlipP | Dihedral::FlipM);
+            let (width, height) = if transposes { (full.height, full.width) } else { (full.width, full.height) };
+            let output = projected(turned, width, height);
+            push(&mut out, Variant::Pixels(d), output.hash, output.quality);
+        }
+    }
+    if options.borders {
+        if let Some(rect) = borders::content_rect(luma) {
+            let (width, height) = (rect.width * full.block, rect.height * full.block);
+            let output = projected(luma.crop(rect), width.min(full.width), height.min(full.height));
+            push(&mut out, Variant::Trimmed(Dihedral::Orig), output.hash, output.quality);
+            if options.derived_dihedral {
+                for (d, pdq) in Dihedral::ALL.into_iter().zip(output.dihedral()).skip(1) {
+                    push(&mut out, Variant::Trimmed(d), pdq, output.quality);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene(width: usize, height: usize) -> LumaImage {
+        let pixels = (0..width * height)
+            .map(|i| {
+                let (x, y) = ((i % width) as f32, (i / width) as f32);
+                100.0 + 60.0 * (x / 41.0).sin() * (y / 17.0 + 1.0).cos() + 50.0 * ((3.0 * x + y) / 97.0).sin() + 0.05 * x
+            })
+            .collect();
+        LumaImage { width, height, pixels }
+    }
+
+    fn full(image: &LumaImage) -> FullScale {
+        FullScale { width: image.width, height: image.height, block: 1, always_project: false }
+    }
+
+    #[test]
+    fn pixel_orientations_agree_with_derived_ones() {
+        let image = scene(300, 200);
+        let primary = pdq::hash_luma(image.clone());
+        let derived = primary.dihedral();
+        for (d, expected) in Dihedral::ALL.into_iter().zip(derived).skip(1) {
+            let turned = transform(&image, d);
+            let pixels = pdq::hash_luma(turned);
+            assert!(pixels.hash.distance(&expected) <= 16, "{d:?}: {}", pixels.hash.distance(&expected));
+        }
+    }
+
+    #[test]
+    fn a_rotated_copy_matches_through_a_variant() {
+        let original = scene(300, 200);
+        let listed = pdq::hash_luma(original.clone()).hash;
+        let rotated = original.rotate90_cw();
+        let primary = pdq::hash_luma(rotated.clone());
+        assert!(primary.hash.distance(&listed) > 31, "a rotation defeats plain PDQ");
+        let variants = variant_hashes(&rotated, full(&rotated), &primary, VariantOptions::ALL);
+        let best = variants.iter().map(|v| v.pdq.distance(&listed)).min().expect("variants");
+        assert!(best <= 8, "best variant distance {best}");
+    }
+
+    #[test]
+    fn a_bordered_copy_matches_through_the_trimmed_hash() {
+        let original = scene(300, 200);
+        let listed = pdq::hash_luma(original.clone()).hash;
+        let (bw, bh) = (15, 10);
+        let (w, h) = (300 + 2 * bw, 200 + 2 * bh);
+        let mut pixels = vec![255.0f32; w * h];
+        for y in 0..200 {
+            pixels[(y + bh) * w + bw..(y + bh) * w + bw + 300].copy_from_slice(&original.pixels[y * 300..(y + 1) * 300]);
+        }
+        let framed = LumaImage { width: w, height: h, pixels };
+        let primary = pdq::hash_luma(framed.clone());
+        let variants = variant_hashes(&framed, full(&framed), &primary, VariantOptions::ALL);
+        let trimmed = variants.iter().find(|v| v.variant == Variant::Trimmed(Dihedral::Orig)).expect("trimmed hash");
+        assert!(trimmed.pdq.distance(&listed) <= 16, "trimmed distance {}", trimmed.pdq.distance(&listed));
+        assert!(primary.hash.distance(&listed) > trimmed.pdq.distance(&listed));
+    }
+
+    #[test]
+    fn no_variants_when_none_asked() {
+        let image = scene(120, 90);
+        let primary = pdq::hash_luma(image.clone());
+        assert!(variant_hashes(&image, full(&image), &primary, VariantOptions::NONE).is_empty());
+    }
+}
