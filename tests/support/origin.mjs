@@ -21,6 +21,9 @@
 // /__chunked/FILE (no Content-Length: sent chunked, in pieces); the last three
 // also work under a mount (/closed/__typed/...).
 //
+// WebSocket upgrades on any path are accepted: the origin sends one text
+// message ("hello from origin") and echoes small text messages back.
+//
 // Standalone (the demo): node tests/support/origin.mjs [--port N] [--root DIR]
 
 import { createServer } from "node:http";
@@ -165,6 +168,34 @@ export async function startOrigin({ root = FIXTURES_DIR, mounts = {}, port = 0 }
       return res.end();
     }
     return send(200, data, headers);
+  });
+
+  server.on("upgrade", (req, socket) => {
+    requests.push({ method: req.method, path: new URL(req.url, "http://o").pathname, url: req.url, headers: req.headers, upgrade: true });
+    const key = req.headers["sec-websocket-key"];
+    if (!key || req.headers.upgrade?.toLowerCase() !== "websocket") {
+      socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+      return;
+    }
+    const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    const textFrame = (text) => {
+      const payload = Buffer.from(text);
+      return Buffer.concat([Buffer.from([0x81, payload.length]), payload]); // < 126 bytes
+    };
+    socket.write(textFrame("hello from origin"));
+    // Echo small masked text frames from the client.
+    socket.on("data", (data) => {
+      if (data.length < 6 || (data[0] & 0x0f) !== 1) return;
+      const len = data[1] & 0x7f;
+      const mask = data.subarray(2, 6);
+      const payload = Buffer.from(data.subarray(6, 6 + len).map((b, i) => b ^ mask[i % 4]));
+      socket.write(textFrame(`echo: ${payload.toString()}`));
+    });
+    socket.on("error", () => {});
   });
 
   await new Promise((resolve, reject) => {
