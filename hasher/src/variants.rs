@@ -151,11 +151,12 @@ pub fn variant_hashes(luma: &LumaImage, full: FullScale, primary: &PdqOutput, op
         }
     }
     if options.borders {
-        if let Some(rect) = borders::content_rect(luma) {
+        for (n, rect) in borders::content_rects(luma).into_iter().enumerate() {
             let (width, height) = (rect.width * full.block, rect.height * full.block);
             let output = projected(luma.crop(rect), width.min(full.width), height.min(full.height));
             push(&mut out, Variant::Trimmed(Dihedral::Orig), output.hash, output.quality);
-            if options.derived_dihedral {
+            // Derived rotations of the first (most likely) region only.
+            if options.derived_dihedral && n == 0 {
                 for (d, pdq) in Dihedral::ALL.into_iter().zip(output.dihedral()).skip(1) {
                     push(&mut out, Variant::Trimmed(d), pdq, output.quality);
                 }

@@ -55,6 +55,43 @@ fn border_depth(lines: usize, stats: impl Fn(usize) -> (f32, f32)) -> usize {
 /// The content inside uniform borders, or `None` when there is no border
 /// (or cutting it would leave too little).
 pub fn content_rect(image: &LumaImage) -> Option<Rect> {
+    content_rects(image).into_iter().next()
+}
+
+/// Candidate content regions, best first: inside every uniform band found,
+/// and, where that differs, inside bands of equal width on all sides (in
+/// pixels, and as a share of each side). The last two handle pictures whose
+/// own edges are flat and of the border's level (a dark sky in a black
+/// frame), where the first cuts into the picture.
+pub fn content_rects(image: &LumaImage) -> Vec<Rect> {
+    let Some([top, bottom, left, right]) = border_depths(image) else {
+        return Vec::new();
+    };
+    let (w, h) = (image.width, image.height);
+    let least_px = top.min(bottom).min(left).min(right);
+    let least_share = (top.min(bottom) as f32 / h as f32).min(left.min(right) as f32 / w as f32);
+    let candidates = [
+        [top, bottom, left, right],
+        [least_px; 4],
+        {
+            let (v, hz) = ((least_share * h as f32) as usize, (least_share * w as f32) as usize);
+            [v, v, hz, hz]
+        },
+    ];
+    let mut rects: Vec<Rect> = Vec::new();
+    for depths in candidates {
+        if let Some(rect) = rect_inside(w, h, depths) {
+            if !rects.contains(&rect) {
+                rects.push(rect);
+            }
+        }
+    }
+    rects
+}
+
+/// Depth of the uniform band on each side (top, bottom, left, right), or
+/// `None` when there is none.
+fn border_depths(image: &LumaImage) -> Option<[usize; 4]> {
     let (w, h) = (image.width, image.height);
     if w < 8 || h < 8 {
         return None;
@@ -69,9 +106,11 @@ pub fn content_rect(image: &LumaImage) -> Option<Rect> {
     let bottom = border_depth(h - top, |i| row(h - 1 - i));
     let left = border_depth(w, |i| col(i));
     let right = border_depth(w - left, |i| col(w - 1 - i));
-    if top + bottom + left + right == 0 {
-        return None;
-    }
+    (top + bottom + left + right > 0).then_some([top, bottom, left, right])
+}
+
+/// The region inside bands of the given depths, if it keeps enough.
+fn rect_inside(w: usize, h: usize, [top, bottom, left, right]: [usize; 4]) -> Option<Rect> {
     // The line where border meets picture is usually a blend of both (JPEG
     // ringing, scaled decoding): cut one more where there is a border.
     let extra = |depth: usize| if depth > 0 { depth + 1 } else { 0 };
@@ -79,7 +118,7 @@ pub fn content_rect(image: &LumaImage) -> Option<Rect> {
     let width = w.checked_sub(left + right)?;
     let height = h.checked_sub(top + bottom)?;
     let keeps_enough = |kept: usize, all: usize| kept as f32 >= MIN_CONTENT_SHARE * all as f32;
-    (keeps_enough(width, w) && keeps_enough(height, h)).then_some(Rect { x: left, y: top, width, height })
+    (keeps_enough(width, w) && keeps_enough(height, h) && (width, height) != (w, h)).then_some(Rect { x: left, y: top, width, height })
 }
 
 impl LumaImage {
