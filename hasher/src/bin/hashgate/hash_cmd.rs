@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hashgate::variants::{VariantHash, VariantOptions};
+use hashgate::variants::VariantOptions;
 use hashgate::{hash_image, DecodeOptions, HashOptions, ImageHashes, Reduction};
 use rayon::prelude::*;
 use serde::Serialize;
+
+use crate::lines::HashLine;
 
 #[derive(Debug, Args)]
 pub struct HashArgs {
@@ -37,15 +39,29 @@ pub struct HashArgs {
 
 impl HashArgs {
     fn options(&self) -> HashOptions {
-        HashOptions {
-            decode: DecodeOptions {
-                reduction: if self.full { Reduction::Full } else { Reduction::DEFAULT },
-                apply_exif: self.exif,
-                ..DecodeOptions::default()
+        hash_options(self.dihedral, self.variants, self.exif, self.full)
+    }
+}
+
+/// What `--dihedral`, `--variants`, `--exif` and `--full` ask for (also the
+/// `/v1/hash` parameters of `hashgate serve`).
+pub fn hash_options(dihedral: bool, variants: bool, exif: bool, full: bool) -> HashOptions {
+    HashOptions {
+        decode: DecodeOptions {
+            reduction: if full {
+                Reduction::Full
+            } else {
+                Reduction::DEFAULT
             },
-            dihedral: self.dihedral,
-            variants: if self.variants { VariantOptions::ALL } else { VariantOptions::NONE },
-        }
+            apply_exif: exif,
+            ..DecodeOptions::default()
+        },
+        dihedral,
+        variants: if variants {
+            VariantOptions::ALL
+        } else {
+            VariantOptions::NONE
+        },
     }
 }
 
@@ -53,41 +69,8 @@ impl HashArgs {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Line<'a> {
-    Hashed {
-        file: &'a str,
-        width: u32,
-        height: u32,
-        pdq: String,
-        quality: u8,
-        md5: String,
-        sha1: String,
-        sha256: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        dihedral: Option<Vec<String>>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        variants: Vec<VariantHash>,
-    },
-    Failed {
-        file: &'a str,
-        error: String,
-    },
-}
-
-impl<'a> Line<'a> {
-    fn hashed(file: &'a str, h: ImageHashes) -> Self {
-        Line::Hashed {
-            file,
-            width: h.width,
-            height: h.height,
-            pdq: h.pdq.to_string(),
-            quality: h.quality,
-            md5: h.md5.to_string(),
-            sha1: h.sha1.to_string(),
-            sha256: h.sha256.to_string(),
-            dihedral: h.dihedral.map(|all| all.iter().map(ToString::to_string).collect()),
-            variants: h.variants,
-        }
-    }
+    Hashed(HashLine<'a>),
+    Failed { file: &'a str, error: String },
 }
 
 fn read_input(path: &PathBuf) -> io::Result<Vec<u8>> {
@@ -116,7 +99,7 @@ pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
     let mut out = io::BufWriter::new(stdout.lock());
     for (name, result) in names.iter().zip(results) {
         let line = match result {
-            Ok(hashes) => Line::hashed(name, hashes),
+            Ok(hashes) => Line::Hashed(HashLine::new(name, &hashes)),
             Err(error) => {
                 failures += 1;
                 Line::Failed { file: name, error }
@@ -126,5 +109,9 @@ pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
         out.write_all(b"\n").context("writing output")?;
     }
     out.flush().context("writing output")?;
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

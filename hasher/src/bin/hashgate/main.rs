@@ -4,7 +4,11 @@
 mod hash_cmd;
 mod index_cmd;
 mod index_store;
+mod lines;
 mod match_cmd;
+mod matching;
+mod scan;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -27,6 +31,11 @@ enum Command {
     Index(index_cmd::IndexCommand),
     /// Look images or hashes up in a built index, one JSON line per query.
     Match(match_cmd::MatchArgs),
+    /// Walk files and folders, hash every image and report the ones an
+    /// index matches, one JSON line each.
+    Scan(scan::ScanArgs),
+    /// Serve /v1/hash, /v1/match, /healthz and /metrics over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +44,8 @@ fn main() -> ExitCode {
         Command::Hash(args) => hash_cmd::run(args),
         Command::Index(command) => index_cmd::run(command),
         Command::Match(args) => match_cmd::run(args),
+        Command::Scan(args) => scan::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

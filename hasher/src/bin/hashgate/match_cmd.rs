@@ -3,19 +3,19 @@
 //! local index file in one pass, and resolves with the same library code the
 //! worker runs against Workers KV.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hashgate::index::{ExactDigest, ListFilter, Match, MatchedBy, Query, QueryPlan, MAX_PDQ_THRESHOLD};
-use hashgate::variants::VariantOptions;
-use hashgate::{hash_image, HashOptions, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
-use serde::Serialize;
+use hashgate::index::{Query, QueryPlan, TypedHash, MAX_PDQ_THRESHOLD};
+use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
 use crate::index_store::RecordReader;
+use crate::lines::{MatchLine, MatchOutput};
+use crate::matching::MatchSettings;
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -63,116 +63,47 @@ pub struct MatchArgs {
     files: Vec<PathBuf>,
 }
 
-/// One output line.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Line {
-    Matched {
-        query: String,
-        matches: Vec<MatchLine>,
-    },
-    Failed {
-        query: String,
-        error: String,
-    },
-}
-
-#[derive(Serialize)]
-struct MatchLine {
-    list: String,
-    #[serde(rename = "type")]
-    kind: String,
-    hash: String,
-    distance: u32,
-    id: Option<String>,
-    /// Which of the image's query hashes matched (`orig`, `rot90`,
-    /// `pixels-flipx`, `trimmed`, ...), for PDQ matches of image files.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
-}
-
-impl From<Match> for MatchLine {
-    fn from(m: Match) -> Self {
-        MatchLine {
-            list: m.list,
-            kind: m.kind.to_string(),
-            hash: m.hash.to_string(),
-            distance: m.distance,
-            id: m.id,
-            variant: None,
+impl MatchArgs {
+    fn settings(&self) -> MatchSettings {
+        MatchSettings {
+            threshold: self.threshold,
+            vec72_threshold: self.vec72_threshold,
+            lists: MatchSettings::list_filter(&self.lists),
+            dihedral: self.dihedral,
+            variants: !self.no_variants,
         }
     }
 }
 
 pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
-    let lists = if args.lists.is_empty() {
-        ListFilter::All
-    } else {
-        ListFilter::Only(
-            args.lists
-                .iter()
-                .map(|l| l.trim().to_owned())
-                .collect::<BTreeSet<_>>(),
-        )
-    };
-    let base = Query {
-        pdq_threshold: args.threshold,
-        vec72_threshold: args.vec72_threshold,
-        lists: lists.clone(),
-        ..Query::default()
-    };
+    let settings = args.settings();
 
     // Queries in order: files, then --pdq, --md5, --sha1, --sha256, --vec72.
     let mut queries: Vec<(String, Result<Query, String>)> = Vec::new();
-    // For image files: the label of each PDQ query hash, in query order.
-    let mut labels: Vec<Vec<String>> = Vec::new();
-    let options = HashOptions {
-        dihedral: args.dihedral,
-        variants: if args.no_variants { VariantOptions::NONE } else { VariantOptions::ALL },
-        ..HashOptions::default()
-    };
+    // For image files: their hashes, to label matches with the variant.
+    let mut images: Vec<Option<ImageHashes>> = Vec::new();
+    let options = settings.hash_options();
     for path in &args.files {
         let hashes = std::fs::read(path)
             .map_err(|e| format!("cannot read: {e}"))
             .and_then(|bytes| hash_image(&bytes, &options).map_err(|e| e.to_string()));
-        labels.push(match &hashes {
-            Ok(hashes) => hashes.query_pdq().iter().map(|(variant, _)| variant.to_string()).collect(),
-            Err(_) => Vec::new(),
-        });
-        let query = hashes.map(|hashes| Query {
-            vec72_threshold: args.vec72_threshold,
-            ..Query::for_image(&hashes, args.threshold, lists.clone())
-        });
+        let query = hashes
+            .as_ref()
+            .map(|h| settings.image_query(h))
+            .map_err(Clone::clone);
+        images.push(hashes.ok());
         queries.push((path.display().to_string(), query));
     }
-    let with = |f: &dyn Fn(&mut Query)| {
-        let mut query = base.clone();
-        f(&mut query);
-        Ok(query)
-    };
-    for hash in &args.pdq {
-        queries.push((format!("pdq:{hash}"), with(&|q| q.pdq = vec![*hash])));
-    }
-    for hash in &args.md5 {
+    let typed = (args.pdq.iter().copied().map(TypedHash::Pdq))
+        .chain(args.md5.iter().copied().map(TypedHash::Md5))
+        .chain(args.sha1.iter().copied().map(TypedHash::Sha1))
+        .chain(args.sha256.iter().copied().map(TypedHash::Sha256))
+        .chain(args.vec72.iter().copied().map(TypedHash::Vec72));
+    for hash in typed {
         queries.push((
-            format!("md5:{hash}"),
-            with(&|q| q.exact = vec![ExactDigest::Md5(*hash)]),
+            format!("{}:{hash}", hash.kind()),
+            Ok(settings.hash_query(hash)),
         ));
-    }
-    for hash in &args.sha1 {
-        queries.push((
-            format!("sha1:{hash}"),
-            with(&|q| q.exact = vec![ExactDigest::Sha1(*hash)]),
-        ));
-    }
-    for hash in &args.sha256 {
-        queries.push((
-            format!("sha256:{hash}"),
-            with(&|q| q.exact = vec![ExactDigest::Sha256(*hash)]),
-        ));
-    }
-    for hash in &args.vec72 {
-        queries.push((format!("vec72:{hash}"), with(&|q| q.vec72 = Some(*hash))));
     }
     if queries.is_empty() {
         anyhow::bail!("nothing to match: give image files or --pdq/--md5/--sha1/--sha256/--vec72");
@@ -196,28 +127,21 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     for (index, ((name, _), plan)) in queries.into_iter().zip(plans).enumerate() {
-        let label_of = |m: &Match| match m.matched_by {
-            MatchedBy::Pdq(i) => labels.get(index).and_then(|l| l.get(i)).cloned(),
-            _ => None,
-        };
         let resolved = plan.and_then(|plan| {
             plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))
                 .map_err(|e| e.to_string())
         });
         let line = match resolved {
-            Ok(matches) => Line::Matched {
+            Ok(matches) => MatchOutput::Matched {
                 query: name,
-                matches: matches
-                    .into_iter()
-                    .map(|m| {
-                        let variant = label_of(&m);
-                        MatchLine { variant, ..MatchLine::from(m) }
-                    })
-                    .collect(),
+                matches: match images.get(index) {
+                    Some(Some(hashes)) => MatchLine::for_image(hashes, matches),
+                    _ => matches.into_iter().map(MatchLine::from).collect(),
+                },
             },
             Err(error) => {
                 failures += 1;
-                Line::Failed { query: name, error }
+                MatchOutput::Failed { query: name, error }
             }
         };
         serde_json::to_writer(&mut out, &line).context("writing output")?;

@@ -1,0 +1,134 @@
+//! The JSON shapes hashgate prints and serves.
+//!
+//! `hashgate hash`, `hashgate match`, `hashgate scan` and `hashgate serve`
+//! build their output from these types, so an image hashed or matched over
+//! HTTP gives byte for byte the JSON the command line prints for it, and a
+//! scan line carries the same fields as both.
+
+use hashgate::index::{Match, MatchedBy};
+use hashgate::variants::VariantHash;
+use hashgate::{HashError, ImageHashes};
+use serde::Serialize;
+
+/// The hashes of one image: a `hashgate hash` line, the `/v1/hash` body.
+#[derive(Debug, Serialize)]
+pub struct HashLine<'a> {
+    pub file: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub pdq: String,
+    pub quality: u8,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dihedral: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantHash>,
+}
+
+impl<'a> HashLine<'a> {
+    pub fn new(file: &'a str, h: &ImageHashes) -> Self {
+        HashLine {
+            file,
+            width: h.width,
+            height: h.height,
+            pdq: h.pdq.to_string(),
+            quality: h.quality,
+            md5: h.md5.to_string(),
+            sha1: h.sha1.to_string(),
+            sha256: h.sha256.to_string(),
+            dihedral: h
+                .dihedral
+                .as_ref()
+                .map(|all| all.iter().map(ToString::to_string).collect()),
+            variants: h.variants.clone(),
+        }
+    }
+}
+
+/// The result of one query: a `hashgate match` line, the `/v1/match` body.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum MatchOutput {
+    Matched {
+        query: String,
+        matches: Vec<MatchLine>,
+    },
+    Failed {
+        query: String,
+        error: String,
+    },
+}
+
+/// One list entry matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchLine {
+    pub list: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hash: String,
+    pub distance: u32,
+    pub id: Option<String>,
+    /// Which of the image's query hashes matched (`orig`, `rot90`,
+    /// `pixels-flipx`, `trimmed`, ...), for PDQ matches of images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl MatchLine {
+    /// The lines for an image's matches, each PDQ match labelled with the
+    /// query hash (variant) of `hashes` that found it.
+    pub fn for_image(hashes: &ImageHashes, matches: Vec<Match>) -> Vec<MatchLine> {
+        let labels: Vec<String> = hashes
+            .query_pdq()
+            .iter()
+            .map(|(variant, _)| variant.to_string())
+            .collect();
+        matches
+            .into_iter()
+            .map(|m| {
+                let variant = match m.matched_by {
+                    MatchedBy::Pdq(i) => labels.get(i).cloned(),
+                    _ => None,
+                };
+                MatchLine {
+                    variant,
+                    ..MatchLine::from(m)
+                }
+            })
+            .collect()
+    }
+}
+
+impl From<Match> for MatchLine {
+    fn from(m: Match) -> Self {
+        MatchLine {
+            list: m.list,
+            kind: m.kind.to_string(),
+            hash: m.hash.to_string(),
+            distance: m.distance,
+            id: m.id,
+            variant: None,
+        }
+    }
+}
+
+/// A short, stable name for why an image was not hashed: the `kind` of a
+/// service error body and of a scan error line, and the label of the
+/// service's error counter. The message (`Display`) may change wording;
+/// these do not.
+pub fn hash_error_kind(error: &HashError) -> &'static str {
+    match error {
+        HashError::Empty => "empty",
+        HashError::UnsupportedFormat => "unsupported_format",
+        HashError::InputTooLarge { .. } => "input_too_large",
+        HashError::DimensionsTooLarge { .. } => "dimensions_too_large",
+        HashError::NoPixels { .. } => "no_pixels",
+        HashError::Truncated(_) => "truncated",
+        HashError::Malformed(_) => "malformed",
+        HashError::MemoryLimit { .. } => "memory_limit",
+        // `HashError` is non-exhaustive: a new cause is still a bad image.
+        _ => "bad_image",
+    }
+}
