@@ -44,6 +44,10 @@ fn map_error(error: ImageError, limits: &Limits) -> HashError {
     }
 }
 
+/// Up to this many pixels, non-JPEG images keep full-resolution luma (and
+/// so hash exactly as the reference).
+const FULL_LUMA_MAX_PIXELS: u64 = 4_000_000;
+
 /// Decodes a non-JPEG image to luma.
 pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Reduction, want_exif: bool) -> Result<DecodedImage, HashError> {
     let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
@@ -64,7 +68,14 @@ pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Red
         None
     };
     let image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, limits))?;
-    let block = reduction.block_size(width, height);
+    // These formats are decoded in full anyway; averaging blocks only saves
+    // the luma buffer, so it is worth its few bits of drift only for large
+    // images.
+    let block = if u64::from(width) * u64::from(height) > FULL_LUMA_MAX_PIXELS {
+        reduction.block_size(width, height)
+    } else {
+        1
+    };
     let luma = to_luma(image, block as usize);
     Ok(DecodedImage {
         format,
