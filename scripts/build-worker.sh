@@ -13,6 +13,11 @@
 #   WASM_OPT_BIN      node_modules/.bin/wasm-opt (npm `binaryen`; Debian's 108 is too old)
 #   ESBUILD_BIN       node_modules/@esbuild/linux-x64/bin/esbuild (npm `esbuild`)
 # Any of them may be overridden from the environment.
+#
+# Up-to-date check: the build is skipped when worker/build/ was made from the
+# same inputs (sources and manifests of worker/ and hasher/, Cargo.lock, the
+# toolchain file, the arguments); `wrangler dev` runs this script twice on
+# start, and the tests and demo run it every time. FORCE_BUILD=1 rebuilds.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,12 +43,29 @@ export ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/@esbuild/linux-x64/bin/esb
 [ -x "$WASM_OPT_BIN" ] || die "wasm-opt not found at $WASM_OPT_BIN; $hint"
 [ -x "$ESBUILD_BIN" ] || die "esbuild not found at $ESBUILD_BIN; $hint"
 
+out="$ROOT/worker/build"
+stamp="$out/.inputs.sha256"
+inputs="$(
+  cd "$ROOT"
+  {
+    find worker/src hasher/src -type f -name '*.rs' -print0 | sort -z | xargs -0 sha256sum
+    sha256sum Cargo.toml Cargo.lock worker/Cargo.toml hasher/Cargo.toml rust-toolchain.toml .cargo/config.toml 2>/dev/null || true
+    echo "args: $*"
+  } | sha256sum | cut -d' ' -f1
+)"
+if [ "${FORCE_BUILD:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ] \
+   && [ -f "$out/index.js" ] && [ -f "$out/index_bg.wasm" ]; then
+  printf '[build-worker] worker/build/ is up to date (FORCE_BUILD=1 to rebuild)\n'
+  exit 0
+fi
+
 t0=$(date +%s)
 cd "$ROOT/worker"
+rm -f "$stamp"
 worker-build --release "$@"
 
-out="$ROOT/worker/build"
 [ -f "$out/index.js" ] && [ -f "$out/index_bg.wasm" ] || die "worker-build did not produce $out/index.js and index_bg.wasm"
+echo "$inputs" > "$stamp"
 raw=$(stat -c %s "$out/index_bg.wasm")
 gz=$(gzip -9c "$out/index_bg.wasm" | wc -c)
 printf '[build-worker] built worker/build/ in %ss: index_bg.wasm %s KiB (gzip %s KiB), index.js %s KiB\n' \
