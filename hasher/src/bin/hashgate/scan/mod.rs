@@ -188,11 +188,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         let paths = &args.paths;
         scope.spawn(move || {
             walk::walk(paths, args.follow_links, |item| {
-                if let walk::Found::File(path) = &item {
-                    if !done_before.is_empty() && done_before.contains(&display(path)) {
-                        resumed.fetch_add(1, Ordering::Relaxed);
-                        return true;
-                    }
+                let (walk::Found::File(path) | walk::Found::Failed(path, _)) = &item;
+                if !done_before.is_empty() && done_before.contains(&display(path)) {
+                    resumed.fetch_add(1, Ordering::Relaxed);
+                    return true;
                 }
                 found.fetch_add(1, Ordering::Relaxed);
                 !stop.load(Ordering::Relaxed) && path_tx.send(item).is_ok()
