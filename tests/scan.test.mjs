@@ -25,6 +25,8 @@ const POLICY = {
     { pattern: "hashgate.test/other/*", action: "block", lists: ["other"] },
     // Exact matches only.
     { pattern: "hashgate.test/strict/*", action: "block", lists: ["demo"], pdq_threshold: 0 },
+    // Every query variant: pixel orientations and the content inside borders.
+    { pattern: "hashgate.test/robust/*", action: "block", lists: ["demo"], variants: "all" },
   ],
 };
 
@@ -34,7 +36,7 @@ let worker;
 before(async () => {
   await promisify(execFile)("python3", [path.join(REPO_ROOT, "tests/support/images.py"), "variants", VARIANTS]);
   origin = await startOrigin({
-    mounts: { "/variants": VARIANTS, "/strict/variants": VARIANTS, "/off": FIXTURES_DIR, "/other": FIXTURES_DIR, "/strict": FIXTURES_DIR },
+    mounts: { "/variants": VARIANTS, "/strict/variants": VARIANTS, "/robust/variants": VARIANTS, "/off": FIXTURES_DIR, "/other": FIXTURES_DIR, "/strict": FIXTURES_DIR },
   });
   worker = await startWorker({ origin: origin.url, policy: POLICY });
   const bulk = await buildIndex("scan", { demo: DEMO_LIST, other: [`pdq,${astronaut.pdq},astro-1`] });
@@ -89,6 +91,26 @@ describe("listed images answer 451 (RFC 7725)", () => {
   test("the route's threshold applies (0: only an identical PDQ)", async () => {
     await assertBlocked(await worker.fetch("/strict/photos/chelsea.jpg"), "strict chelsea");
     await assertPassesUntouched(worker, origin, "/strict/variants/chelsea-rot90.jpg");
+  });
+});
+
+describe("query variants", () => {
+  const reportFor = async (url) => {
+    const records = await worker.waitForReports((rs) => rs.some((r) => r.value.urls.includes(url)), { prefix: "report/v1/" });
+    return records.find((r) => r.value.urls.includes(url)).value;
+  };
+
+  test("a rotated copy is found by a derived rotation and reported as such", async () => {
+    const { matches } = await reportFor("http://hashgate.test/variants/chelsea-rot90.jpg");
+    assert.match(matches[0].matched_by, /^pdq-rot(90|270)$/);
+  });
+
+  test("a copy with an added border: found with variants \"all\", not with the default", async () => {
+    await assertPassesUntouched(worker, origin, "/variants/chelsea-border.jpg");
+    await assertBlocked(await worker.fetch("/robust/variants/chelsea-border.jpg"), "border, variants all");
+    const { matches } = await reportFor("http://hashgate.test/robust/variants/chelsea-border.jpg");
+    assert.match(matches[0].matched_by, /^pdq-trimmed/);
+    assert.equal(matches[0].entry_id, "demo-chelsea");
   });
 });
 

@@ -9,6 +9,7 @@ fixture photos with Pillow (not committed: they are derived, and large).
       chelsea-rot90.jpg    rotated 90 degrees (and re-encoded)
       chelsea-mirror.png   mirrored left-right, as PNG
       chelsea-copy.jpg     a byte-identical copy (same SHA-256, another URL)
+      chelsea-border.jpg   with a uniform white border added (60 px sides, 40 px top/bottom)
 
   python3 tests/support/images.py sizes OUT_DIR
       photo-1mp.jpg, photo-12mp.jpg, photo-24mp.jpg: fixtures/photos/hubble.jpg
@@ -21,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ROOT / "fixtures" / "photos"
@@ -40,6 +41,7 @@ def variants(out):
     save(img.resize((int(w * 0.6), int(h * 0.6)), Image.LANCZOS), out / "chelsea-small.jpg", quality=85)
     save(img.transpose(Image.Transpose.ROTATE_90), out / "chelsea-rot90.jpg", quality=85)
     save(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), out / "chelsea-mirror.png")
+    save(ImageOps.expand(img, border=(60, 40, 60, 40), fill=(255, 255, 255)), out / "chelsea-border.jpg", quality=90)
     if not (out / "chelsea-copy.jpg").exists():
         shutil.copyfile(src, out / "chelsea-copy.jpg")
 

@@ -216,7 +216,7 @@ impl Scope {
         // Phase: verdict.
         let checked = Checked {
             image: verdict::summarize(&hashes),
-            verdict: verdict::verdict(&matches),
+            verdict: verdict::verdict(&matches, &hashes),
             cached: false,
         };
         let value = Cached {

@@ -24,6 +24,11 @@
 //!   reports;
 //! * `pdq_threshold` (default 31): largest PDQ Hamming distance that matches,
 //!   0..=31 (the index answers exactly up to 31);
+//! * `variants` (default `dihedral`): which altered copies the query covers.
+//!   `dihedral`: the image's PDQ and its 7 rotations/mirrors derived from the
+//!   DCT (nearly free). `all`: also PDQ of the actually rotated/mirrored
+//!   pixels and of the content inside uniform added borders (a border is a
+//!   common evasion; costs more CPU and KV reads per image);
 //! * `lists` (required): the hash lists the route subscribes to, or `["*"]`
 //!   for every list in the index;
 //! * `scan` (default `["responses"]`): `responses` (images served) and/or
@@ -71,6 +76,16 @@ pub enum FailMode {
     Closed,
 }
 
+/// Which query hashes an image gets besides its own PDQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variants {
+    /// The 7 rotations and mirrors derived from the DCT.
+    Dihedral,
+    /// Those, the rotated/mirrored pixels, and the content inside borders.
+    All,
+}
+
 /// What a route scans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +101,7 @@ pub struct Route {
     pub enabled: bool,
     pub action: Action,
     pub pdq_threshold: u32,
+    pub variants: Variants,
     pub lists: ListFilter,
     pub scan_responses: bool,
     pub scan_uploads: bool,
@@ -96,16 +112,18 @@ pub struct Route {
 
 impl Route {
     /// What the verdict on an image depends on besides the image and the
-    /// index: the threshold and the lists. Two routes with the same key can
-    /// share cached verdicts.
+    /// index: the threshold, the query variants and the lists. Two routes
+    /// with the same key can share cached verdicts.
     pub fn verdict_key(&self) -> String {
-        match &self.lists {
-            ListFilter::All => format!("t{}:*", self.pdq_threshold),
-            ListFilter::Only(lists) => {
-                let names: Vec<&str> = lists.iter().map(String::as_str).collect();
-                format!("t{}:{}", self.pdq_threshold, names.join(","))
-            }
-        }
+        let variants = match self.variants {
+            Variants::Dihedral => "d",
+            Variants::All => "a",
+        };
+        let lists = match &self.lists {
+            ListFilter::All => "*".to_owned(),
+            ListFilter::Only(lists) => lists.iter().map(String::as_str).collect::<Vec<_>>().join(","),
+        };
+        format!("t{}:{variants}:{lists}", self.pdq_threshold)
     }
 }
 
@@ -207,6 +225,8 @@ struct RouteDoc {
     action: Action,
     #[serde(default = "default_threshold")]
     pdq_threshold: u32,
+    #[serde(default = "default_variants")]
+    variants: Variants,
     lists: Vec<String>,
     #[serde(default = "default_scan")]
     scan: Vec<ScanTarget>,
@@ -230,6 +250,10 @@ fn yes() -> bool {
 
 fn default_threshold() -> u32 {
     MAX_PDQ_THRESHOLD
+}
+
+fn default_variants() -> Variants {
+    Variants::Dihedral
 }
 
 fn default_scan() -> Vec<ScanTarget> {
@@ -350,6 +374,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         enabled: raw.enabled,
         action: raw.action,
         pdq_threshold: raw.pdq_threshold,
+        variants: raw.variants,
         lists,
         scan_responses: raw.scan.contains(&ScanTarget::Responses),
         scan_uploads: raw.scan.contains(&ScanTarget::Uploads),
@@ -439,19 +464,22 @@ mod tests {
         assert_eq!(route.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(route.webhook, None);
         assert_eq!(policy.cache.ttl_seconds, DEFAULT_CACHE_TTL_SECONDS);
-        assert_eq!(route.verdict_key(), "t31:demo");
+        assert_eq!(route.variants, Variants::Dihedral);
+        assert_eq!(route.verdict_key(), "t31:d:demo");
     }
 
     #[test]
     fn full_route() {
         let policy = Policy::parse(&route_json(
-            r#", "enabled": false, "pdq_threshold": 10, "scan": ["uploads", "responses"], "fail": "closed",
+            r#", "enabled": false, "pdq_threshold": 10, "variants": "all", "scan": ["uploads", "responses"], "fail": "closed",
                "max_bytes": 1000, "notify": {"webhook": "https://ops.example.com/hook"}"#,
         ))
         .unwrap();
         let route = &policy.routes()[0];
         assert!(!route.enabled);
         assert_eq!(route.pdq_threshold, 10);
+        assert_eq!(route.variants, Variants::All);
+        assert_eq!(route.verdict_key(), "t10:a:demo");
         assert!(route.scan_responses && route.scan_uploads);
         assert_eq!(route.fail, FailMode::Closed);
         assert_eq!(route.max_bytes, 1000);
@@ -474,6 +502,7 @@ mod tests {
         assert!(matches!(Policy::parse(&route_json(r#", "pdq_threshold": -1"#)), Err(PolicyError::Json(_))));
         assert!(matches!(Policy::parse(&route_json(r#", "action": "delete""#)), Err(PolicyError::Json(_))));
         assert!(matches!(Policy::parse(&route_json(r#", "fail": "maybe""#)), Err(PolicyError::Json(_))));
+        assert!(matches!(Policy::parse(&route_json(r#", "variants": "some""#)), Err(PolicyError::Json(_))));
         assert!(matches!(Policy::parse(&route_json(r#", "scan": ["requests"]"#)), Err(PolicyError::Json(_))));
         assert_eq!(problem(&route_json(r#", "scan": []"#)), RouteProblem::EmptyScan);
         assert_eq!(problem(&route_json(r#", "max_bytes": 0"#)), RouteProblem::MaxBytes(0));

@@ -6,14 +6,12 @@
 //! runtime glue in [`crate::intercept`] only adds the I/O around it.
 
 use hashgate::index::{Match, MatchedBy, Query};
+use hashgate::variants::{Variant, VariantOptions};
 use hashgate::{hash_image, DecodeOptions, HashOptions, ImageHashes, Limits, Reduction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScanError;
-use crate::policy::Route;
-
-/// Names of the dihedral variants, in the hasher's order.
-const DIHEDRAL: [&str; 8] = ["pdq", "pdq-rot90", "pdq-rot180", "pdq-rot270", "pdq-flipx", "pdq-flipy", "pdq-flipp", "pdq-flipm"];
+use crate::policy::{Route, Variants};
 
 /// What is kept about a scanned image: its identity, never its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +33,9 @@ pub struct MatchSummary {
     /// The list's hash.
     pub hash: String,
     pub distance: u32,
-    /// Which of the image's hashes matched: `pdq`, a dihedral variant such
-    /// as `pdq-rot90`, or a digest name.
+    /// Which of the image's hashes matched: `pdq` (its own), a variant such
+    /// as `pdq-rot90`, `pdq-pixels-flipx` or `pdq-trimmed` (the hasher's
+    /// variant names), or a digest name.
     pub matched_by: String,
 }
 
@@ -59,8 +58,9 @@ impl Verdict {
 }
 
 /// The hasher's options at the edge: the isolate's limits with the
-/// route's byte cap, reduced-scale decoding, and the 8 dihedral variants so
-/// that rotated and mirrored copies match.
+/// route's byte cap, reduced-scale decoding, the 8 dihedral variants so
+/// that rotated and mirrored copies match, and with `variants: all` the
+/// pixel orientations and border trimming too.
 pub fn hash_options(route: &Route) -> HashOptions {
     let mut limits = Limits::edge();
     limits.max_input_bytes = limits.max_input_bytes.min(route.max_bytes);
@@ -71,7 +71,10 @@ pub fn hash_options(route: &Route) -> HashOptions {
             apply_exif: false,
         },
         dihedral: true,
-        ..HashOptions::default()
+        variants: match route.variants {
+            Variants::Dihedral => VariantOptions::NONE,
+            Variants::All => VariantOptions::ALL,
+        },
     }
 }
 
@@ -97,11 +100,13 @@ pub fn summarize(hashes: &ImageHashes) -> ImageSummary {
 }
 
 /// Verdict phase: the index's matches (already filtered to the route's
-/// lists and threshold, closest first) become the verdict.
-pub fn verdict(matches: &[Match]) -> Verdict {
+/// lists and threshold, closest first) become the verdict. `hashes` are the
+/// ones [`query`] was made from (they name the query hashes).
+pub fn verdict(matches: &[Match], hashes: &ImageHashes) -> Verdict {
     if matches.is_empty() {
         return Verdict::Clean;
     }
+    let labels = hashes.query_pdq();
     Verdict::Match(
         matches
             .iter()
@@ -112,7 +117,10 @@ pub fn verdict(matches: &[Match]) -> Verdict {
                 hash: m.hash.to_string(),
                 distance: m.distance,
                 matched_by: match m.matched_by {
-                    MatchedBy::Pdq(i) => DIHEDRAL.get(i).copied().unwrap_or("pdq").to_owned(),
+                    MatchedBy::Pdq(i) => match labels.get(i) {
+                        Some((Variant::Original, _)) | None => "pdq".to_owned(),
+                        Some((variant, _)) => format!("pdq-{variant}"),
+                    },
                     MatchedBy::Exact(_) => m.kind.name().to_owned(),
                     MatchedBy::Vec72 => "vec72".to_owned(),
                 },
@@ -146,7 +154,7 @@ mod tests {
         let hashes = hash(bytes, route).unwrap();
         let plan = QueryPlan::new(&query(&hashes, route)).unwrap();
         let matches = plan.resolve(|key| index.records.get(key).map(|v| v.as_bytes())).unwrap();
-        verdict(&matches)
+        verdict(&matches, &hashes)
     }
 
     #[test]
