@@ -82,7 +82,10 @@ pub async fn read(
 }
 
 /// Appends the next chunk; `false` at the end of the stream.
-async fn next_chunk(reader: &ReadableStreamDefaultReader, buffer: &mut Vec<u8>) -> Result<bool, ScanError> {
+async fn next_chunk(
+    reader: &ReadableStreamDefaultReader,
+    buffer: &mut Vec<u8>,
+) -> Result<bool, ScanError> {
     let result = JsFuture::from(reader.read())
         .await
         .map_err(|e| ScanError::Body(js_error_text(&e)))?;
@@ -93,7 +96,8 @@ async fn next_chunk(reader: &ReadableStreamDefaultReader, buffer: &mut Vec<u8>) 
     if done {
         return Ok(false);
     }
-    let value = Reflect::get(&result, &JsValue::from_str("value")).map_err(|e| ScanError::Body(js_error_text(&e)))?;
+    let value = Reflect::get(&result, &JsValue::from_str("value"))
+        .map_err(|e| ScanError::Body(js_error_text(&e)))?;
     let chunk: Uint8Array = value
         .dyn_into()
         .map_err(|_| ScanError::Body("stream chunk is not bytes".into()))?;

@@ -65,7 +65,9 @@ fn var(env: &Env, name: &str) -> Option<String> {
         return Some(value.to_string());
     }
     // `[vars] POLICY = { routes = [...] }` in wrangler.toml arrives as an object.
-    env.object_var::<serde_json::Value>(name).ok().map(|v| v.to_string())
+    env.object_var::<serde_json::Value>(name)
+        .ok()
+        .map(|v| v.to_string())
 }
 
 /// Loads (or reuses) the configuration.
@@ -77,7 +79,9 @@ pub async fn load(env: &Env) -> Result<Config, ConfigError> {
         cell.borrow().as_ref().and_then(|loaded| {
             let fresh = match &source {
                 PolicySource::Inline(text) => &loaded.source == text,
-                PolicySource::Kv(key) => &loaded.source == key && now - loaded.loaded_ms < KV_POLICY_REFRESH_MS,
+                PolicySource::Kv(key) => {
+                    &loaded.source == key && now - loaded.loaded_ms < KV_POLICY_REFRESH_MS
+                }
             };
             fresh.then(|| loaded.policy.clone())
         })
@@ -123,5 +127,9 @@ pub async fn load(env: &Env) -> Result<Config, ConfigError> {
         check_origin(origin)?;
     }
     let debug = var(env, DEBUG_VAR).is_some_and(|d| matches!(d.trim(), "1" | "true" | "yes"));
-    Ok(Config { policy, origin, debug })
+    Ok(Config {
+        policy,
+        origin,
+        debug,
+    })
 }

@@ -46,7 +46,10 @@ pub async fn handle(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()
         match outcome {
             Ok(()) => message.ack(),
             Err(e) => {
-                log_warn(&format!("hashgate: message {} will be retried: {e}", message.id()));
+                log_warn(&format!(
+                    "hashgate: message {} will be retried: {e}",
+                    message.id()
+                ));
                 message.retry();
             }
         }
@@ -59,21 +62,31 @@ async fn handle_event(env: &Env, message: &RawMessage) -> Result<(), String> {
     let event: Event = match serde_wasm_bindgen::from_value::<Event>(body) {
         Ok(event) if event.v == EVENT_VERSION => event,
         Ok(event) => {
-            log_error(&format!("hashgate: event {} has unknown version {}; stored as dead letter", event.id, event.v));
+            log_error(&format!(
+                "hashgate: event {} has unknown version {}; stored as dead letter",
+                event.id, event.v
+            ));
             return store_dead_letter(env, message, "invalid").await;
         }
         Err(e) => {
-            log_error(&format!("hashgate: message {} is not an event ({e}); stored as dead letter", message.id()));
+            log_error(&format!(
+                "hashgate: message {} is not an event ({e}); stored as dead letter",
+                message.id()
+            ));
             return store_dead_letter(env, message, "invalid").await;
         }
     };
-    let reports = env.kv(REPORTS).map_err(|e| format!("{REPORTS} is not bound: {e}"))?;
+    let reports = env
+        .kv(REPORTS)
+        .map_err(|e| format!("{REPORTS} is not bound: {e}"))?;
     let key = report::record_key(&event);
     let existing: Option<ReportRecord> = match reports.get(&key).text().await {
         Ok(Some(text)) => match serde_json::from_str(&text) {
             Ok(record) => Some(record),
             Err(e) => {
-                log_error(&format!("hashgate: record {key} is unreadable ({e}); starting it again"));
+                log_error(&format!(
+                    "hashgate: record {key} is unreadable ({e}); starting it again"
+                ));
                 None
             }
         },
@@ -91,7 +104,11 @@ async fn handle_event(env: &Env, message: &RawMessage) -> Result<(), String> {
     }
     // Notify: the route's webhook, from the current policy.
     let config = config::load(env).await.map_err(|e| e.to_string())?;
-    let Some(webhook) = config.policy.route_by_pattern(&event.route).and_then(|r| r.webhook.clone()) else {
+    let Some(webhook) = config
+        .policy
+        .route_by_pattern(&event.route)
+        .and_then(|r| r.webhook.clone())
+    else {
         return Ok(());
     };
     let secret = env
@@ -105,7 +122,11 @@ async fn handle_event(env: &Env, message: &RawMessage) -> Result<(), String> {
     put_record(&reports, &record, ttl).await
 }
 
-async fn put_record(reports: &worker::KvStore, record: &ReportRecord, ttl: u64) -> Result<(), String> {
+async fn put_record(
+    reports: &worker::KvStore,
+    record: &ReportRecord,
+    ttl: u64,
+) -> Result<(), String> {
     let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
     reports
         .put(&record.key, json)
@@ -121,9 +142,19 @@ async fn deliver(url: &str, body: &str, secret: &str, event: &Event) -> Result<(
     let request = (|| -> Result<web_sys::Request, JsValue> {
         let headers = web_sys::Headers::new()?;
         headers.set("Content-Type", "application/json")?;
-        headers.set(EVENT_HEADER, if event.kind == crate::events::EventKind::Match { "match" } else { "unscanned" })?;
+        headers.set(
+            EVENT_HEADER,
+            if event.kind == crate::events::EventKind::Match {
+                "match"
+            } else {
+                "unscanned"
+            },
+        )?;
         headers.set(DELIVERY_HEADER, &event.id)?;
-        headers.set(SIGNATURE_HEADER, &notify::sign(secret.as_bytes(), body.as_bytes()))?;
+        headers.set(
+            SIGNATURE_HEADER,
+            &notify::sign(secret.as_bytes(), body.as_bytes()),
+        )?;
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
         init.set_headers(&headers);
@@ -136,20 +167,32 @@ async fn deliver(url: &str, body: &str, secret: &str, event: &Event) -> Result<(
     let timeout = Box::pin(Delay::from(WEBHOOK_TIMEOUT));
     match select(fetch, timeout).await {
         Either::Left((Ok(response), _)) if (200..300).contains(&response.status()) => Ok(()),
-        Either::Left((Ok(response), _)) => Err(format!("webhook {url} answered {}", response.status())),
+        Either::Left((Ok(response), _)) => {
+            Err(format!("webhook {url} answered {}", response.status()))
+        }
         Either::Left((Err(e), _)) => Err(format!("webhook {url} failed: {}", js_error_text(&e))),
-        Either::Right(_) => Err(format!("webhook {url} did not answer within {}s", WEBHOOK_TIMEOUT.as_secs())),
+        Either::Right(_) => Err(format!(
+            "webhook {url} did not answer within {}s",
+            WEBHOOK_TIMEOUT.as_secs()
+        )),
     }
 }
 
 /// Keeps a message that could not be processed, under `dead/v1/<id>`.
 async fn store_dead_letter(env: &Env, message: &RawMessage, queue: &str) -> Result<(), String> {
-    let reports = env.kv(REPORTS).map_err(|e| format!("{REPORTS} is not bound: {e}"))?;
-    let body: serde_json::Value = serde_wasm_bindgen::from_value(message.body()).unwrap_or(serde_json::Value::Null);
+    let reports = env
+        .kv(REPORTS)
+        .map_err(|e| format!("{REPORTS} is not bound: {e}"))?;
+    let body: serde_json::Value =
+        serde_wasm_bindgen::from_value(message.body()).unwrap_or(serde_json::Value::Null);
     let id = body
         .get("id")
         .and_then(|v| v.as_str())
-        .filter(|id| !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| message.id());
     let letter = DeadLetter {

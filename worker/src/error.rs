@@ -72,7 +72,9 @@ impl ScanError {
             ScanError::OverCap { .. } => "over-cap",
             ScanError::Hash(HashError::UnsupportedFormat) => "unsupported-format",
             ScanError::Hash(
-                HashError::DimensionsTooLarge { .. } | HashError::InputTooLarge { .. } | HashError::MemoryLimit { .. },
+                HashError::DimensionsTooLarge { .. }
+                | HashError::InputTooLarge { .. }
+                | HashError::MemoryLimit { .. },
             ) => "over-limits",
             ScanError::Hash(_) => "undecodable",
             ScanError::Multipart(_) => "bad-multipart",
@@ -101,13 +103,19 @@ mod tests {
     #[test]
     fn reasons() {
         assert_eq!(ScanError::OverCap { cap: 1 }.reason(), "over-cap");
-        assert_eq!(ScanError::Hash(HashError::Truncated("x".into())).reason(), "undecodable");
+        assert_eq!(
+            ScanError::Hash(HashError::Truncated("x".into())).reason(),
+            "undecodable"
+        );
         let bomb = HashError::DimensionsTooLarge {
             width: 50_000,
             height: 50_000,
             reason: "width",
         };
         assert_eq!(ScanError::Hash(bomb).reason(), "over-limits");
-        assert_eq!(ScanError::IndexUnavailable("down".into()).reason(), "index-unavailable");
+        assert_eq!(
+            ScanError::IndexUnavailable("down".into()).reason(),
+            "index-unavailable"
+        );
     }
 }

@@ -122,8 +122,18 @@ pub struct EventContext {
 }
 
 impl Event {
-    fn base(kind: EventKind, id: String, now_ms: f64, cx: &EventContext, action: ActionTaken) -> Event {
-        let time_ms = if now_ms.is_finite() && now_ms > 0.0 { now_ms as u64 } else { 0 };
+    fn base(
+        kind: EventKind,
+        id: String,
+        now_ms: f64,
+        cx: &EventContext,
+        action: ActionTaken,
+    ) -> Event {
+        let time_ms = if now_ms.is_finite() && now_ms > 0.0 {
+            now_ms as u64
+        } else {
+            0
+        };
         Event {
             v: EVENT_VERSION,
             kind,
@@ -277,7 +287,15 @@ mod tests {
     #[test]
     fn match_event_json() {
         let matches: Vec<_> = (0..12).map(|i| m("demo", i)).collect();
-        let event = Event::matched("e1".into(), 1_777_204_800_000.0, &cx(), Action::Block, &image(), &matches, false);
+        let event = Event::matched(
+            "e1".into(),
+            1_777_204_800_000.0,
+            &cx(),
+            Action::Block,
+            &image(),
+            &matches,
+            false,
+        );
         let json: serde_json::Value = serde_json::to_value(&event).unwrap();
         assert_eq!(json["v"], 1);
         assert_eq!(json["type"], "match");
@@ -289,10 +307,19 @@ mod tests {
         assert_eq!(json["matched_by"], "pdq-rot90");
         assert_eq!(json["sha256"], "ab".repeat(32));
         assert_eq!(json["time"], "2026-04-26T12:00:00.000Z");
-        assert_eq!(json["other_matches"].as_array().unwrap().len(), MAX_OTHER_MATCHES);
+        assert_eq!(
+            json["other_matches"].as_array().unwrap().len(),
+            MAX_OTHER_MATCHES
+        );
         assert!(json.get("reason").is_none());
         let back: Event = serde_json::from_value(json).unwrap();
-        assert_eq!(back, Event { other_matches: matches[1..=MAX_OTHER_MATCHES].to_vec(), ..event });
+        assert_eq!(
+            back,
+            Event {
+                other_matches: matches[1..=MAX_OTHER_MATCHES].to_vec(),
+                ..event
+            }
+        );
     }
 
     #[test]
@@ -314,7 +341,14 @@ mod tests {
 
     #[test]
     fn reads_events_with_unknown_fields() {
-        let event = Event::unscanned("e3".into(), 0.0, &cx(), ActionTaken::Passed, &ScanError::OverCap { cap: 1 }, None);
+        let event = Event::unscanned(
+            "e3".into(),
+            0.0,
+            &cx(),
+            ActionTaken::Passed,
+            &ScanError::OverCap { cap: 1 },
+            None,
+        );
         let mut json = serde_json::to_value(&event).unwrap();
         json["added_later"] = serde_json::json!(true);
         assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);

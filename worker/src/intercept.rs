@@ -56,14 +56,19 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
     // Phase: route.
     let url = request.url();
     let (host, path) = host_and_path(&url);
-    let route = config.policy.route_for(host, path).filter(|r| r.enabled).cloned();
+    let route = config
+        .policy
+        .route_for(host, path)
+        .filter(|r| r.enabled)
+        .cloned();
     let Some(route) = route else {
         return pass_through(&request, &config, &request_id).await;
     };
 
     // Phase: exempt.
     let method = request.method();
-    let upgrade = header(&request.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let upgrade =
+        header(&request.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if upgrade || method.eq_ignore_ascii_case("HEAD") {
         return pass_through(&request, &config, &request_id).await;
     }
@@ -91,7 +96,11 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
     let response = match origin::fetch(&upstream).await {
         Ok(response) => response,
         Err(e) => {
-            log_warn(&format!("hashgate: origin fetch failed for {}: {}", scope.url, js_error_text(&e)));
+            log_warn(&format!(
+                "hashgate: origin fetch failed for {}: {}",
+                scope.url,
+                js_error_text(&e)
+            ));
             return respond::bad_gateway(&scope.request_id);
         }
     };
@@ -103,12 +112,20 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
 
 /// No route, or the route is off: the request goes to the origin and the
 /// origin's response comes back as it is, streaming.
-async fn pass_through(request: &Request, config: &Config, request_id: &str) -> Result<Response, JsValue> {
+async fn pass_through(
+    request: &Request,
+    config: &Config,
+    request_id: &str,
+) -> Result<Response, JsValue> {
     let upstream = origin::upstream(request, config.origin.as_deref())?;
     match origin::fetch(&upstream).await {
         Ok(response) => Ok(response),
         Err(e) => {
-            log_warn(&format!("hashgate: origin fetch failed for {}: {}", request.url(), js_error_text(&e)));
+            log_warn(&format!(
+                "hashgate: origin fetch failed for {}: {}",
+                request.url(),
+                js_error_text(&e)
+            ));
             respond::bad_gateway(request_id)
         }
     }
@@ -158,7 +175,12 @@ struct Scope {
 }
 
 impl Scope {
-    fn event_context(&self, direction: Direction, field: Option<String>, filename: Option<String>) -> EventContext {
+    fn event_context(
+        &self,
+        direction: Direction,
+        field: Option<String>,
+        filename: Option<String>,
+    ) -> EventContext {
         EventContext {
             request_id: self.request_id.clone(),
             route: self.route.pattern.as_str().to_owned(),
@@ -174,7 +196,9 @@ impl Scope {
         let queue = match self.env.queue(MATCH_EVENTS) {
             Ok(queue) => queue,
             Err(e) => {
-                log_error(&format!("hashgate: {MATCH_EVENTS} is not bound, event lost: {e}"));
+                log_error(&format!(
+                    "hashgate: {MATCH_EVENTS} is not bound, event lost: {e}"
+                ));
                 return;
             }
         };
@@ -207,11 +231,13 @@ impl Scope {
         // Phase: hash.
         let hashes = verdict::hash(bytes, &self.route).map_err(unchecked)?;
         // Phase: look up.
-        let plan = QueryPlan::new(&verdict::query(&hashes, &self.route)).map_err(|e| unchecked(e.into()))?;
-        let kv = self
-            .env
-            .kv(HASH_INDEX)
-            .map_err(|e| unchecked(ScanError::IndexUnavailable(format!("{HASH_INDEX} is not bound: {e}"))))?;
+        let plan = QueryPlan::new(&verdict::query(&hashes, &self.route))
+            .map_err(|e| unchecked(e.into()))?;
+        let kv = self.env.kv(HASH_INDEX).map_err(|e| {
+            unchecked(ScanError::IndexUnavailable(format!(
+                "{HASH_INDEX} is not bound: {e}"
+            )))
+        })?;
         let matches = lookup(&kv, &plan).await.map_err(unchecked)?;
         // Phase: verdict.
         let checked = Checked {
@@ -259,11 +285,25 @@ impl Scope {
 
         // Phase: read (a clone; the original stays intact).
         let probe = response.clone()?;
-        let read = body::read(probe.body(), inspect, content_length(&headers), self.route.max_bytes).await;
+        let read = body::read(
+            probe.body(),
+            inspect,
+            content_length(&headers),
+            self.route.max_bytes,
+        )
+        .await;
         let bytes = match read {
             Ok(BodyRead::NotImage) => return self.debug(response, "not-image", None),
             Ok(BodyRead::Complete(bytes)) => bytes,
-            Err(error) => return self.fail_response(response, Unchecked { error, sha256: None }),
+            Err(error) => {
+                return self.fail_response(
+                    response,
+                    Unchecked {
+                        error,
+                        sha256: None,
+                    },
+                )
+            }
         };
 
         // Phases: hash, look up, verdict.
@@ -283,9 +323,17 @@ impl Scope {
     }
 
     /// Phase: respond, for a checked response.
-    fn respond_to_response(&self, response: Response, checked: Checked) -> Result<Response, JsValue> {
+    fn respond_to_response(
+        &self,
+        response: Response,
+        checked: Checked,
+    ) -> Result<Response, JsValue> {
         let Verdict::Match(matches) = &checked.verdict else {
-            let state = if checked.cached { "clean (cached)" } else { "clean" };
+            let state = if checked.cached {
+                "clean (cached)"
+            } else {
+                "clean"
+            };
             return self.debug(response, state, None);
         };
         let cx = self.event_context(Direction::Response, None, None);
@@ -303,8 +351,10 @@ impl Scope {
                 if let Some(body) = response.body() {
                     let _ = body.cancel();
                 }
-                let link = respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
-                let blocked = respond::unavailable_for_legal_reasons(&link, &self.request_id, false)?;
+                let link =
+                    respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
+                let blocked =
+                    respond::unavailable_for_legal_reasons(&link, &self.request_id, false)?;
                 self.debug(blocked, "match", Some(&checked))
             }
             Action::Flag => self.debug(response, "match (flagged)", Some(&checked)),
@@ -325,7 +375,14 @@ impl Scope {
             unchecked.error
         ));
         let cx = self.event_context(Direction::Response, None, None);
-        self.emit(Event::unscanned(uuid(), now_ms(), &cx, taken, &unchecked.error, unchecked.sha256));
+        self.emit(Event::unscanned(
+            uuid(),
+            now_ms(),
+            &cx,
+            taken,
+            &unchecked.error,
+            unchecked.sha256,
+        ));
         match self.route.fail {
             FailMode::Open => self.debug(response, unchecked.error.reason(), None),
             FailMode::Closed => {
@@ -342,39 +399,70 @@ impl Scope {
     async fn check_upload(&self, request: &Request) -> Result<Upload, JsValue> {
         let origin = self.config.origin.as_deref();
         let headers = request.headers();
-        let plan = upload::plan(&request.method(), header(&headers, "content-type").as_deref());
+        let plan = upload::plan(
+            &request.method(),
+            header(&headers, "content-type").as_deref(),
+        );
         let (inspect, boundary) = match plan {
             UploadPlan::Skip(_) | UploadPlan::Raw(Inspect::Skip(_)) => {
                 return Ok(Upload::Forward(origin::upstream(request, origin)?));
             }
             UploadPlan::BadMultipart(e) => {
-                return self.fail_upload(request, Unchecked {
-                    error: e.into(),
-                    sha256: None,
-                }, None);
+                return self.fail_upload(
+                    request,
+                    Unchecked {
+                        error: e.into(),
+                        sha256: None,
+                    },
+                    None,
+                );
             }
             UploadPlan::Raw(inspect) => (inspect, None),
             UploadPlan::Multipart { boundary } => (Inspect::Read, Some(boundary)),
         };
 
         let probe = request.clone()?;
-        let read = body::read(probe.body(), inspect, content_length(&headers), self.route.max_bytes).await;
+        let read = body::read(
+            probe.body(),
+            inspect,
+            content_length(&headers),
+            self.route.max_bytes,
+        )
+        .await;
         let bytes = match read {
-            Ok(BodyRead::NotImage) => return Ok(Upload::Forward(origin::upstream(request, origin)?)),
+            Ok(BodyRead::NotImage) => {
+                return Ok(Upload::Forward(origin::upstream(request, origin)?))
+            }
             Ok(BodyRead::Complete(bytes)) => bytes,
-            Err(error) => return self.fail_upload(request, Unchecked { error, sha256: None }, None),
+            Err(error) => {
+                return self.fail_upload(
+                    request,
+                    Unchecked {
+                        error,
+                        sha256: None,
+                    },
+                    None,
+                )
+            }
         };
 
         // The images in the body: the body itself, or a form's image parts.
         let images: Vec<(Option<String>, Option<String>, &[u8])> = match &boundary {
             None => vec![(None, None, bytes.as_slice())],
             Some(boundary) => match upload::images_in_form(&bytes, boundary) {
-                Ok(found) => found.into_iter().map(|i| (i.field, i.filename, i.bytes)).collect(),
+                Ok(found) => found
+                    .into_iter()
+                    .map(|i| (i.field, i.filename, i.bytes))
+                    .collect(),
                 Err(e) => {
-                    return self.fail_upload(request, Unchecked {
-                        error: e.into(),
-                        sha256: None,
-                    }, None)
+                    return self.fail_upload(
+                        request,
+                        Unchecked {
+                            error: e.into(),
+                            sha256: None,
+                        },
+                        None,
+                    )
                 }
             },
         };
@@ -388,9 +476,20 @@ impl Scope {
                     cached,
                 }) => {
                     let cx = self.event_context(Direction::Upload, field, filename);
-                    self.emit(Event::matched(uuid(), now_ms(), &cx, self.route.action, &summary, &matches, cached));
+                    self.emit(Event::matched(
+                        uuid(),
+                        now_ms(),
+                        &cx,
+                        self.route.action,
+                        &summary,
+                        &matches,
+                        cached,
+                    ));
                     if self.route.action == Action::Block {
-                        let link = respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
+                        let link = respond::blocked_by_link(
+                            self.config.policy.blocked_by.as_deref(),
+                            &self.url,
+                        );
                         return Ok(Upload::Refused(respond::unavailable_for_legal_reasons(
                             &link,
                             &self.request_id,
@@ -409,7 +508,9 @@ impl Scope {
         if let Some((unchecked, field, filename)) = failure {
             return self.fail_upload(request, unchecked, Some((field, filename, &bytes)));
         }
-        Ok(Upload::Forward(origin::upstream_with_body(request, origin, &bytes)?))
+        Ok(Upload::Forward(origin::upstream_with_body(
+            request, origin, &bytes,
+        )?))
     }
 
     /// The fail mode, for an upload that could not be checked. `read` is
@@ -436,7 +537,14 @@ impl Scope {
             None => (None, None, None),
         };
         let cx = self.event_context(Direction::Upload, field, filename);
-        self.emit(Event::unscanned(uuid(), now_ms(), &cx, taken, &unchecked.error, unchecked.sha256));
+        self.emit(Event::unscanned(
+            uuid(),
+            now_ms(),
+            &cx,
+            taken,
+            &unchecked.error,
+            unchecked.sha256,
+        ));
         match (self.route.fail, body) {
             (FailMode::Closed, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
             (FailMode::Open, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
@@ -444,13 +552,21 @@ impl Scope {
                 self.config.origin.as_deref(),
                 body,
             )?)),
-            (FailMode::Open, None) => Ok(Upload::Forward(origin::upstream(request, self.config.origin.as_deref())?)),
+            (FailMode::Open, None) => Ok(Upload::Forward(origin::upstream(
+                request,
+                self.config.origin.as_deref(),
+            )?)),
         }
     }
 
     /// With `DEBUG` set, adds headers saying what happened (never in
     /// production: they change the origin's headers).
-    fn debug(&self, response: Response, state: &str, checked: Option<&Checked>) -> Result<Response, JsValue> {
+    fn debug(
+        &self,
+        response: Response,
+        state: &str,
+        checked: Option<&Checked>,
+    ) -> Result<Response, JsValue> {
         if !self.config.debug {
             return Ok(response);
         }
@@ -460,9 +576,16 @@ impl Scope {
         let headers = web_sys::Headers::new_with_headers(&response.headers())?;
         headers.set("X-Hashgate-Verdict", state)?;
         headers.set("X-Hashgate-Wasm-Memory", &wasm_memory_bytes().to_string())?;
-        if let Some(Checked { verdict: Verdict::Match(m), .. }) = checked {
+        if let Some(Checked {
+            verdict: Verdict::Match(m),
+            ..
+        }) = checked
+        {
             if let Some(best) = m.first() {
-                headers.set("X-Hashgate-Match", &format!("{} {} d={}", best.list, best.matched_by, best.distance))?;
+                headers.set(
+                    "X-Hashgate-Match",
+                    &format!("{} {} d={}", best.list, best.matched_by, best.distance),
+                )?;
             }
         }
         init.set_headers(&headers);

@@ -52,8 +52,14 @@ mod glue {
     use worker::{event, Context, Env, MessageBatch};
 
     #[event(fetch)]
-    async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
-        crate::intercept::handle(request, env, ctx).await.map_err(worker::Error::from)
+    async fn fetch(
+        request: web_sys::Request,
+        env: Env,
+        ctx: Context,
+    ) -> worker::Result<web_sys::Response> {
+        crate::intercept::handle(request, env, ctx)
+            .await
+            .map_err(worker::Error::from)
     }
 
     #[event(queue)]

@@ -22,7 +22,11 @@ pub async fn lookup(kv: &KvStore, plan: &QueryPlan) -> Result<Vec<Match>, ScanEr
     let mut values: HashMap<String, String> = HashMap::new();
     for result in join_all(reads).await {
         let batch = result.map_err(|e| ScanError::IndexUnavailable(e.to_string()))?;
-        values.extend(batch.into_iter().filter_map(|(key, value)| value.map(|v| (key, v))));
+        values.extend(
+            batch
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (key, v))),
+        );
     }
     Ok(plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))?)
 }

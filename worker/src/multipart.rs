@@ -89,7 +89,10 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, Multip
         if rest.starts_with(b"--") {
             return Ok(parts);
         }
-        let padding = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let padding = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
         if !rest[padding..].starts_with(b"\r\n") {
             let shown: String = String::from_utf8_lossy(&rest[..rest.len().min(16)]).into_owned();
             return Err(MultipartError::BadDelimiterLine(shown));
@@ -106,10 +109,12 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, Multip
             (&body[pos..pos], pos + 2)
         } else {
             let window_end = body.len().min(pos + MAX_HEADER_BYTES + 4);
-            let end = find(&body[..window_end], b"\r\n\r\n", pos).ok_or(MultipartError::HeadersUnterminated(index))?;
+            let end = find(&body[..window_end], b"\r\n\r\n", pos)
+                .ok_or(MultipartError::HeadersUnterminated(index))?;
             (&body[pos..end], end + 4)
         };
-        let body_end = find(body, &delimiter, body_start).ok_or(MultipartError::Unterminated(index))?;
+        let body_end =
+            find(body, &delimiter, body_start).ok_or(MultipartError::Unterminated(index))?;
         let mut part = Part {
             name: None,
             filename: None,
@@ -118,7 +123,9 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, Multip
         };
         for line in headers.split(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(line);
-            let Some((name, value)) = line.trim_end_matches('\r').split_once(':') else { continue };
+            let Some((name, value)) = line.trim_end_matches('\r').split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             if name.trim().eq_ignore_ascii_case("content-disposition") {
                 for (param, param_value) in params(value) {
@@ -186,7 +193,9 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let first = *needle.first()?;
     let mut i = from;
     while i + needle.len() <= haystack.len() {
-        let offset = haystack[i..haystack.len() - needle.len() + 1].iter().position(|&b| b == first)?;
+        let offset = haystack[i..haystack.len() - needle.len() + 1]
+            .iter()
+            .position(|&b| b == first)?;
         i += offset;
         if haystack[i..].starts_with(needle) {
             return Some(i);
@@ -249,10 +258,22 @@ mod tests {
 
     #[test]
     fn boundary_parameter() {
-        assert_eq!(boundary("multipart/form-data; boundary=\"a b\"").unwrap(), "a b");
-        assert_eq!(boundary("multipart/form-data;charset=utf-8; BOUNDARY=abc").unwrap(), "abc");
-        assert_eq!(boundary("multipart/form-data"), Err(MultipartError::NoBoundary));
-        assert_eq!(boundary("multipart/form-data; boundary="), Err(MultipartError::BadBoundary(0)));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"a b\"").unwrap(),
+            "a b"
+        );
+        assert_eq!(
+            boundary("multipart/form-data;charset=utf-8; BOUNDARY=abc").unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            boundary("multipart/form-data"),
+            Err(MultipartError::NoBoundary)
+        );
+        assert_eq!(
+            boundary("multipart/form-data; boundary="),
+            Err(MultipartError::BadBoundary(0))
+        );
         assert_eq!(
             boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))),
             Err(MultipartError::BadBoundary(71))
@@ -267,11 +288,26 @@ mod tests {
         // Cut before the closing delimiter.
         let cut = &data[..data.len() - 12];
         assert_eq!(parse(cut, "XyZ"), Err(MultipartError::Unterminated(0)));
-        assert_eq!(parse(b"no boundary here", "XyZ"), Err(MultipartError::NoOpeningDelimiter));
-        assert_eq!(parse(b"--XyZ\r\nContent-Type: x", "XyZ"), Err(MultipartError::HeadersUnterminated(0)));
-        assert!(matches!(parse(b"--XyZjunk\r\n", "XyZ"), Err(MultipartError::BadDelimiterLine(_))));
-        let long_headers = format!("--XyZ\r\nX: {}\r\n\r\nbody\r\n--XyZ--", "a".repeat(MAX_HEADER_BYTES + 10));
-        assert_eq!(parse(long_headers.as_bytes(), "XyZ"), Err(MultipartError::HeadersUnterminated(0)));
+        assert_eq!(
+            parse(b"no boundary here", "XyZ"),
+            Err(MultipartError::NoOpeningDelimiter)
+        );
+        assert_eq!(
+            parse(b"--XyZ\r\nContent-Type: x", "XyZ"),
+            Err(MultipartError::HeadersUnterminated(0))
+        );
+        assert!(matches!(
+            parse(b"--XyZjunk\r\n", "XyZ"),
+            Err(MultipartError::BadDelimiterLine(_))
+        ));
+        let long_headers = format!(
+            "--XyZ\r\nX: {}\r\n\r\nbody\r\n--XyZ--",
+            "a".repeat(MAX_HEADER_BYTES + 10)
+        );
+        assert_eq!(
+            parse(long_headers.as_bytes(), "XyZ"),
+            Err(MultipartError::HeadersUnterminated(0))
+        );
     }
 
     #[test]

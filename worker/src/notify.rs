@@ -45,9 +45,15 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 /// Checks a signature header against `body`, in constant time.
 pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex_sig) = header.trim().strip_prefix("sha256=") else { return false };
-    let Ok(sig) = hex::decode(hex_sig) else { return false };
-    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else { return false };
+    let Some(hex_sig) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
 }
@@ -105,7 +111,10 @@ mod tests {
     fn rfc4231_test_case_2() {
         // RFC 4231 test case 2: key "Jefe".
         let sig = sign(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
         assert!(verify(b"Jefe", b"what do ya want for nothing?", &sig));
     }
 

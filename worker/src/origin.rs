@@ -12,7 +12,9 @@ pub use runtime::*;
 
 /// Where a request goes: its own URL, or the same path and query on `origin`.
 pub fn target_url(request_url: &str, origin: Option<&str>) -> String {
-    let Some(origin) = origin else { return request_url.to_owned() };
+    let Some(origin) = origin else {
+        return request_url.to_owned();
+    };
     // Path and query: everything from the first '/' after "scheme://host".
     let after_scheme = request_url.find("://").map_or(0, |i| i + 3);
     let path_and_query = request_url[after_scheme..]
@@ -52,7 +54,11 @@ mod runtime {
     /// The request to send upstream with a body already read (an upload that
     /// was checked): the same method and headers, the bytes as the body, so the
     /// origin sees the exact bytes with their `Content-Length`.
-    pub fn upstream_with_body(request: &Request, origin: Option<&str>, body: &[u8]) -> Result<Request, JsValue> {
+    pub fn upstream_with_body(
+        request: &Request,
+        origin: Option<&str>,
+        body: &[u8],
+    ) -> Result<Request, JsValue> {
         let target = target_url(&request.url(), origin);
         let init = RequestInit::new();
         init.set_method(&request.method());
@@ -77,9 +83,15 @@ mod tests {
 
     #[test]
     fn retargets_path_and_query() {
-        assert_eq!(target_url("http://a.test/x/y.jpg?v=1", Some("http://127.0.0.1:9")), "http://127.0.0.1:9/x/y.jpg?v=1");
+        assert_eq!(
+            target_url("http://a.test/x/y.jpg?v=1", Some("http://127.0.0.1:9")),
+            "http://127.0.0.1:9/x/y.jpg?v=1"
+        );
         assert_eq!(target_url("http://a.test", Some("http://o")), "http://o/");
-        assert_eq!(target_url("http://a.test/p#frag", Some("http://o")), "http://o/p");
+        assert_eq!(
+            target_url("http://a.test/p#frag", Some("http://o")),
+            "http://o/p"
+        );
         assert_eq!(target_url("http://a.test/p", None), "http://a.test/p");
     }
 }

@@ -26,7 +26,9 @@ use thiserror::Error;
 pub enum PatternError {
     #[error("pattern is empty")]
     Empty,
-    #[error("pattern {0:?} has a scheme; route patterns are host/path only (e.g. example.com/images/*)")]
+    #[error(
+        "pattern {0:?} has a scheme; route patterns are host/path only (e.g. example.com/images/*)"
+    )]
     Scheme(String),
     #[error("pattern {0:?} has no '/' between host and path (use `*/*` for every host and path, `example.com/*` for a whole site)")]
     NoPath(String),
@@ -86,7 +88,10 @@ impl RoutePattern {
                 found,
             });
         }
-        if let Some(found) = path.chars().find(|c| matches!(c, '?' | '#') || c.is_whitespace()) {
+        if let Some(found) = path
+            .chars()
+            .find(|c| matches!(c, '?' | '#') || c.is_whitespace())
+        {
             return Err(PatternError::BadPathChar {
                 pattern: trimmed.to_owned(),
                 found,
@@ -145,7 +150,11 @@ pub fn host_and_path(url: &str) -> (&str, &str) {
         None => (rest, "/"),
     };
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let path = path.split(['?', '#']).next().filter(|p| !p.is_empty()).unwrap_or("/");
+    let path = path
+        .split(['?', '#'])
+        .next()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
     (host, path)
 }
 
@@ -220,7 +229,10 @@ mod tests {
     #[test]
     fn host_and_path_of_urls() {
         assert_eq!(host_and_path("https://a.com/x/y?q=1"), ("a.com", "/x/y"));
-        assert_eq!(host_and_path("http://127.0.0.1:8787"), ("127.0.0.1:8787", "/"));
+        assert_eq!(
+            host_and_path("http://127.0.0.1:8787"),
+            ("127.0.0.1:8787", "/")
+        );
         assert_eq!(host_and_path("http://u:p@h.test/p#f"), ("h.test", "/p"));
         assert_eq!(host_and_path("http://h.test?x"), ("h.test", "/"));
     }
@@ -228,11 +240,26 @@ mod tests {
     #[test]
     fn rejects_bad_patterns() {
         assert_eq!(RoutePattern::parse(""), Err(PatternError::Empty));
-        assert!(matches!(RoutePattern::parse("*"), Err(PatternError::NoPath(_))));
-        assert!(matches!(RoutePattern::parse("example.com"), Err(PatternError::NoPath(_))));
-        assert!(matches!(RoutePattern::parse("https://example.com/*"), Err(PatternError::Scheme(_))));
-        assert!(matches!(RoutePattern::parse("/images/*"), Err(PatternError::EmptyHost(_))));
-        assert!(matches!(RoutePattern::parse("example.com:8080/*"), Err(PatternError::Port(_))));
+        assert!(matches!(
+            RoutePattern::parse("*"),
+            Err(PatternError::NoPath(_))
+        ));
+        assert!(matches!(
+            RoutePattern::parse("example.com"),
+            Err(PatternError::NoPath(_))
+        ));
+        assert!(matches!(
+            RoutePattern::parse("https://example.com/*"),
+            Err(PatternError::Scheme(_))
+        ));
+        assert!(matches!(
+            RoutePattern::parse("/images/*"),
+            Err(PatternError::EmptyHost(_))
+        ));
+        assert!(matches!(
+            RoutePattern::parse("example.com:8080/*"),
+            Err(PatternError::Port(_))
+        ));
         assert!(matches!(
             RoutePattern::parse("exa_mple.com/*"),
             Err(PatternError::BadHostChar { found: '_', .. })
@@ -245,10 +272,23 @@ mod tests {
 
     #[test]
     fn most_specific_first() {
-        let mut routes = [p("*/*"), p("*.example.com/*"), p("www.example.com/*"), p("www.example.com/hello/*")];
+        let mut routes = [
+            p("*/*"),
+            p("*.example.com/*"),
+            p("www.example.com/*"),
+            p("www.example.com/hello/*"),
+        ];
         routes.sort_by(|a, b| a.cmp_specificity(b));
         let order: Vec<&str> = routes.iter().map(|r| r.as_str()).collect();
-        assert_eq!(order, ["www.example.com/hello/*", "www.example.com/*", "*.example.com/*", "*/*"]);
+        assert_eq!(
+            order,
+            [
+                "www.example.com/hello/*",
+                "www.example.com/*",
+                "*.example.com/*",
+                "*/*"
+            ]
+        );
         // An exact path beats a wildcard of the same literal length.
         assert_eq!(p("a.com/x").cmp_specificity(&p("a.com/x*")), Ordering::Less);
     }

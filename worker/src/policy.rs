@@ -121,7 +121,11 @@ impl Route {
         };
         let lists = match &self.lists {
             ListFilter::All => "*".to_owned(),
-            ListFilter::Only(lists) => lists.iter().map(String::as_str).collect::<Vec<_>>().join(","),
+            ListFilter::Only(lists) => lists
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
         };
         format!("t{}:{variants}:{lists}", self.pdq_threshold)
     }
@@ -175,7 +179,9 @@ pub enum RouteProblem {
     Pattern(#[from] PatternError),
     #[error("pdq_threshold {0} is out of range 0..={MAX_PDQ_THRESHOLD}")]
     Threshold(u32),
-    #[error("lists is empty: name the lists to match (e.g. [\"ncmec\"]) or [\"*\"] for every list")]
+    #[error(
+        "lists is empty: name the lists to match (e.g. [\"ncmec\"]) or [\"*\"] for every list"
+    )]
     NoLists,
     #[error("lists: {0}")]
     BadList(#[from] ListNameError),
@@ -274,7 +280,8 @@ impl Policy {
         if json.trim().is_empty() {
             return Err(PolicyError::Empty);
         }
-        let doc: PolicyDoc = serde_json::from_str(json).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let doc: PolicyDoc =
+            serde_json::from_str(json).map_err(|e| PolicyError::Json(e.to_string()))?;
         let mut routes = Vec::with_capacity(doc.routes.len());
         for (index, raw) in doc.routes.into_iter().enumerate() {
             let pattern_text = raw.pattern.clone();
@@ -283,7 +290,10 @@ impl Policy {
                 pattern: pattern_text,
                 problem,
             })?;
-            if let Some(first) = routes.iter().position(|r: &Route| r.pattern == route.pattern) {
+            if let Some(first) = routes
+                .iter()
+                .position(|r: &Route| r.pattern == route.pattern)
+            {
                 return Err(PolicyError::DuplicatePattern {
                     pattern: route.pattern.as_str().to_owned(),
                     first,
@@ -393,7 +403,9 @@ fn check_url(url: &str, https_unless_loopback: bool) -> Result<(), String> {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if host_port.starts_with('[') {
-        host_port.find(']').map_or(host_port, |end| &host_port[..=end])
+        host_port
+            .find(']')
+            .map_or(host_port, |end| &host_port[..=end])
     } else {
         host_port.split(':').next().unwrap_or_default()
     };
@@ -442,7 +454,9 @@ mod tests {
     use super::*;
 
     fn route_json(extra: &str) -> String {
-        format!(r#"{{"routes": [{{"pattern": "example.com/images/*", "action": "block", "lists": ["demo"]{extra}}}]}}"#)
+        format!(
+            r#"{{"routes": [{{"pattern": "example.com/images/*", "action": "block", "lists": ["demo"]{extra}}}]}}"#
+        )
     }
 
     fn problem(json: &str) -> RouteProblem {
@@ -483,13 +497,19 @@ mod tests {
         assert!(route.scan_responses && route.scan_uploads);
         assert_eq!(route.fail, FailMode::Closed);
         assert_eq!(route.max_bytes, 1000);
-        assert_eq!(route.webhook.as_deref(), Some("https://ops.example.com/hook"));
+        assert_eq!(
+            route.webhook.as_deref(),
+            Some("https://ops.example.com/hook")
+        );
     }
 
     #[test]
     fn rejects_unknown_fields_with_their_name() {
         let err = Policy::parse(&route_json(r#", "treshold": 3"#)).unwrap_err();
-        assert!(matches!(&err, PolicyError::Json(m) if m.contains("unknown field `treshold`")), "{err}");
+        assert!(
+            matches!(&err, PolicyError::Json(m) if m.contains("unknown field `treshold`")),
+            "{err}"
+        );
         let err = Policy::parse(r#"{"routes": [], "route": []}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `route`"), "{err}");
         let err = Policy::parse(r#"{"routes": [], "verdict_cache": {"ttl": 1}}"#).unwrap_err();
@@ -498,14 +518,38 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert_eq!(problem(&route_json(r#", "pdq_threshold": 32"#)), RouteProblem::Threshold(32));
-        assert!(matches!(Policy::parse(&route_json(r#", "pdq_threshold": -1"#)), Err(PolicyError::Json(_))));
-        assert!(matches!(Policy::parse(&route_json(r#", "action": "delete""#)), Err(PolicyError::Json(_))));
-        assert!(matches!(Policy::parse(&route_json(r#", "fail": "maybe""#)), Err(PolicyError::Json(_))));
-        assert!(matches!(Policy::parse(&route_json(r#", "variants": "some""#)), Err(PolicyError::Json(_))));
-        assert!(matches!(Policy::parse(&route_json(r#", "scan": ["requests"]"#)), Err(PolicyError::Json(_))));
-        assert_eq!(problem(&route_json(r#", "scan": []"#)), RouteProblem::EmptyScan);
-        assert_eq!(problem(&route_json(r#", "max_bytes": 0"#)), RouteProblem::MaxBytes(0));
+        assert_eq!(
+            problem(&route_json(r#", "pdq_threshold": 32"#)),
+            RouteProblem::Threshold(32)
+        );
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "pdq_threshold": -1"#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "action": "delete""#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "fail": "maybe""#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "variants": "some""#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "scan": ["requests"]"#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert_eq!(
+            problem(&route_json(r#", "scan": []"#)),
+            RouteProblem::EmptyScan
+        );
+        assert_eq!(
+            problem(&route_json(r#", "max_bytes": 0"#)),
+            RouteProblem::MaxBytes(0)
+        );
         assert_eq!(
             problem(&route_json(r#", "max_bytes": 26214401"#)),
             RouteProblem::MaxBytes(MAX_MAX_BYTES + 1)
@@ -518,7 +562,10 @@ mod tests {
             problem(&route_json(r#", "notify": {"webhook": "ops.example.com"}"#)),
             RouteProblem::Webhook(_)
         ));
-        assert!(Policy::parse(&route_json(r#", "notify": {"webhook": "http://127.0.0.1:9/x"}"#)).is_ok());
+        assert!(Policy::parse(&route_json(
+            r#", "notify": {"webhook": "http://127.0.0.1:9/x"}"#
+        ))
+        .is_ok());
     }
 
     #[test]
@@ -530,21 +577,41 @@ mod tests {
         let bad = r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["n c"]}]}"#;
         assert!(matches!(problem(bad), RouteProblem::BadList(_)));
         let missing_lists = r#"{"routes": [{"pattern": "a.com/*", "action": "flag"}]}"#;
-        assert!(Policy::parse(missing_lists).unwrap_err().to_string().contains("missing field `lists`"));
+        assert!(Policy::parse(missing_lists)
+            .unwrap_err()
+            .to_string()
+            .contains("missing field `lists`"));
         let pattern = r#"{"routes": [{"pattern": "*", "action": "flag", "lists": ["*"]}]}"#;
         let err = Policy::parse(pattern).unwrap_err();
-        assert!(matches!(&err, PolicyError::Route { index: 0, problem: RouteProblem::Pattern(_), .. }));
+        assert!(matches!(
+            &err,
+            PolicyError::Route {
+                index: 0,
+                problem: RouteProblem::Pattern(_),
+                ..
+            }
+        ));
         assert!(err.to_string().contains("*/*"), "{err}");
         let dup = r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["*"]},
                                 {"pattern": "a.com/*", "action": "block", "lists": ["*"]}]}"#;
-        assert!(matches!(Policy::parse(dup), Err(PolicyError::DuplicatePattern { first: 0, second: 1, .. })));
+        assert!(matches!(
+            Policy::parse(dup),
+            Err(PolicyError::DuplicatePattern {
+                first: 0,
+                second: 1,
+                ..
+            })
+        ));
         assert_eq!(Policy::parse("  "), Err(PolicyError::Empty));
         assert!(matches!(Policy::parse("{"), Err(PolicyError::Json(_))));
         assert!(matches!(
             Policy::parse(r#"{"routes": [], "verdict_cache": {"max_entries": 0}}"#),
             Err(PolicyError::CacheEntries(0))
         ));
-        assert!(matches!(Policy::parse(r#"{"routes": [], "blocked_by": "nope"}"#), Err(PolicyError::BlockedBy(_))));
+        assert!(matches!(
+            Policy::parse(r#"{"routes": [], "blocked_by": "nope"}"#),
+            Err(PolicyError::BlockedBy(_))
+        ));
     }
 
     #[test]
@@ -558,18 +625,36 @@ mod tests {
         )
         .unwrap();
         let at = |host, path| policy.route_for(host, path).map(|r| r.pattern.as_str());
-        assert_eq!(at("example.com", "/images/a.jpg"), Some("example.com/images/*"));
-        assert_eq!(at("example.com", "/images/public/a.jpg"), Some("example.com/images/public/*"));
+        assert_eq!(
+            at("example.com", "/images/a.jpg"),
+            Some("example.com/images/*")
+        );
+        assert_eq!(
+            at("example.com", "/images/public/a.jpg"),
+            Some("example.com/images/public/*")
+        );
         assert_eq!(at("other.org", "/x"), Some("*/*"));
-        assert_eq!(policy.route_by_pattern("*/*").map(|r| r.action), Some(Action::Flag));
-        let only = Policy::parse(r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["x"]}]}"#).unwrap();
+        assert_eq!(
+            policy.route_by_pattern("*/*").map(|r| r.action),
+            Some(Action::Flag)
+        );
+        let only = Policy::parse(
+            r#"{"routes": [{"pattern": "a.com/*", "action": "flag", "lists": ["x"]}]}"#,
+        )
+        .unwrap();
         assert!(only.route_for("b.com", "/").is_none());
     }
 
     #[test]
     fn policy_source() {
-        assert_eq!(PolicySource::from_var(" kv:config/policy "), Ok(PolicySource::Kv("config/policy".into())));
-        assert!(matches!(PolicySource::from_var("{}"), Ok(PolicySource::Inline(_))));
+        assert_eq!(
+            PolicySource::from_var(" kv:config/policy "),
+            Ok(PolicySource::Kv("config/policy".into()))
+        );
+        assert!(matches!(
+            PolicySource::from_var("{}"),
+            Ok(PolicySource::Inline(_))
+        ));
         assert_eq!(PolicySource::from_var(""), Err(PolicyError::Empty));
         assert!(PolicySource::from_var("kv:").is_err());
     }

@@ -153,12 +153,16 @@ pub fn dead_key(event_id: &str) -> String {
 /// Creates or updates the record for `event`. `now_ms` is the consumer's
 /// clock (the retention is counted from the write).
 pub fn merge(existing: Option<ReportRecord>, event: &Event, now_ms: u64) -> (ReportRecord, Merge) {
-    let retain_until = crate::events::rfc3339(now_ms.saturating_add(retention_seconds(event.kind) * 1000));
+    let retain_until =
+        crate::events::rfc3339(now_ms.saturating_add(retention_seconds(event.kind) * 1000));
     let Some(mut record) = existing else {
         let mut matches = Vec::new();
-        if let (Some(list), Some(hash_type), Some(hash), Some(distance)) =
-            (&event.list, &event.hash_type, &event.list_hash, event.distance)
-        {
+        if let (Some(list), Some(hash_type), Some(hash), Some(distance)) = (
+            &event.list,
+            &event.hash_type,
+            &event.list_hash,
+            event.distance,
+        ) {
             matches.push(MatchSummary {
                 list: list.clone(),
                 entry_id: event.entry_id.clone(),
@@ -212,7 +216,11 @@ pub fn merge(existing: Option<ReportRecord>, event: &Event, now_ms: u64) -> (Rep
     if !record.urls.contains(&event.url) && record.urls.len() < MAX_URLS {
         record.urls.push(event.url.clone());
     }
-    push_bounded(&mut record.request_ids, event.request_id.clone(), MAX_REQUEST_IDS);
+    push_bounded(
+        &mut record.request_ids,
+        event.request_id.clone(),
+        MAX_REQUEST_IDS,
+    );
     push_bounded(&mut record.event_ids, event.id.clone(), MAX_EVENT_IDS);
     if event.reason.is_some() {
         record.reason = event.reason.clone();
@@ -270,7 +278,15 @@ mod tests {
             distance: 4,
             matched_by: "pdq".into(),
         };
-        Event::matched(id.into(), time_ms as f64, &cx, Action::Block, &image, &[m], false)
+        Event::matched(
+            id.into(),
+            time_ms as f64,
+            &cx,
+            Action::Block,
+            &image,
+            &[m],
+            false,
+        )
     }
 
     #[test]
@@ -279,7 +295,14 @@ mod tests {
         let (record, outcome) = merge(None, &first, 1_000);
         assert_eq!(outcome, Merge::Created);
         assert_eq!(record.count, 1);
-        assert_eq!(record.key, format!("report/v1/{}/{}", "aa".repeat(32), route_id("example.com/images/*")));
+        assert_eq!(
+            record.key,
+            format!(
+                "report/v1/{}/{}",
+                "aa".repeat(32),
+                route_id("example.com/images/*")
+            )
+        );
         assert_eq!(record.matches.len(), 1);
         assert_eq!(record.matches[0].entry_id.as_deref(), Some("demo-1"));
         assert_eq!(record.actions.blocked, 1);
@@ -303,7 +326,12 @@ mod tests {
     fn lists_stay_bounded() {
         let (mut record, _) = merge(None, &event("e0", "https://x/0", 0), 0);
         for i in 1..200 {
-            record = merge(Some(record), &event(&format!("e{i}"), &format!("https://x/{i}"), i), i).0;
+            record = merge(
+                Some(record),
+                &event(&format!("e{i}"), &format!("https://x/{i}"), i),
+                i,
+            )
+            .0;
         }
         assert_eq!(record.count, 200);
         assert_eq!(record.urls.len(), MAX_URLS);

@@ -30,7 +30,11 @@ pub fn blocked_by_link(blocked_by: Option<&str>, request_url: &str) -> String {
 
 /// The 451 body.
 pub fn legal_body(request_id: &str, upload: bool) -> String {
-    let what = if upload { "This upload was refused" } else { "This image is not available" };
+    let what = if upload {
+        "This upload was refused"
+    } else {
+        "This image is not available"
+    };
     format!(
         "451 Unavailable For Legal Reasons\n\n\
          {what}: it matches a list of known child sexual abuse material, and \
@@ -46,7 +50,12 @@ mod runtime {
 
     use super::legal_body;
 
-    fn build(status: u16, status_text: &str, body: &str, extra: &[(&str, &str)]) -> Result<Response, JsValue> {
+    fn build(
+        status: u16,
+        status_text: &str,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Response, JsValue> {
         let headers = Headers::new()?;
         headers.set("Content-Type", "text/plain; charset=utf-8")?;
         headers.set("Cache-Control", "no-store")?;
@@ -62,7 +71,11 @@ mod runtime {
     }
 
     /// 451 for a blocked image (or upload).
-    pub fn unavailable_for_legal_reasons(link: &str, request_id: &str, upload: bool) -> Result<Response, JsValue> {
+    pub fn unavailable_for_legal_reasons(
+        link: &str,
+        request_id: &str,
+        upload: bool,
+    ) -> Result<Response, JsValue> {
         let link_header = format!("<{link}>; rel=\"blocked-by\"");
         build(
             451,
@@ -96,7 +109,9 @@ mod runtime {
         build(
             502,
             "Bad Gateway",
-            &format!("502 Bad Gateway: the origin could not be reached. Request id {request_id}.\n"),
+            &format!(
+                "502 Bad Gateway: the origin could not be reached. Request id {request_id}.\n"
+            ),
             &[],
         )
     }
@@ -108,8 +123,17 @@ mod tests {
 
     #[test]
     fn link_defaults_to_the_site() {
-        assert_eq!(blocked_by_link(None, "https://example.com/images/a.jpg?x"), "https://example.com/");
-        assert_eq!(blocked_by_link(None, "http://127.0.0.1:8787"), "http://127.0.0.1:8787/");
-        assert_eq!(blocked_by_link(Some("https://legal.example/"), "https://a/b"), "https://legal.example/");
+        assert_eq!(
+            blocked_by_link(None, "https://example.com/images/a.jpg?x"),
+            "https://example.com/"
+        );
+        assert_eq!(
+            blocked_by_link(None, "http://127.0.0.1:8787"),
+            "http://127.0.0.1:8787/"
+        );
+        assert_eq!(
+            blocked_by_link(Some("https://legal.example/"), "https://a/b"),
+            "https://legal.example/"
+        );
     }
 }

@@ -20,7 +20,13 @@ pub fn uuid() -> String {
         let f: js_sys::Function = f.dyn_into().ok()?;
         f.call0(&crypto).ok()?.as_string()
     });
-    uuid.unwrap_or_else(|| format!("t{}-{}", now_ms() as u64, (js_sys::Math::random() * 1e9) as u64))
+    uuid.unwrap_or_else(|| {
+        format!(
+            "t{}-{}",
+            now_ms() as u64,
+            (js_sys::Math::random() * 1e9) as u64
+        )
+    })
 }
 
 /// The text of a thrown JavaScript value (an `Error`'s message, or the

@@ -50,7 +50,11 @@ pub fn media_type(content_type: Option<&str>) -> Option<String> {
 /// `content_range` is the `Content-Range` header of a 206: a range that is
 /// the whole file (`bytes 0-N/N+1`) is as good as a 200 and is checked, so
 /// `Range: bytes=0-` does not slip an image past.
-pub fn inspect_response(status: u16, content_type: Option<&str>, content_range: Option<&str>) -> Inspect {
+pub fn inspect_response(
+    status: u16,
+    content_type: Option<&str>,
+    content_range: Option<&str>,
+) -> Inspect {
     let whole = match status {
         200 => true,
         206 => content_range.is_some_and(is_whole_range),
@@ -79,10 +83,20 @@ fn by_type(content_type: Option<&str>) -> Inspect {
 
 /// `bytes 0-(n-1)/n`: a 206 that holds the whole representation.
 fn is_whole_range(value: &str) -> bool {
-    let Some(rest) = value.trim().strip_prefix("bytes ") else { return false };
-    let Some((range, total)) = rest.split_once('/') else { return false };
-    let Some((start, end)) = range.split_once('-') else { return false };
-    match (start.trim().parse::<u64>(), end.trim().parse::<u64>(), total.trim().parse::<u64>()) {
+    let Some(rest) = value.trim().strip_prefix("bytes ") else {
+        return false;
+    };
+    let Some((range, total)) = rest.split_once('/') else {
+        return false;
+    };
+    let Some((start, end)) = range.split_once('-') else {
+        return false;
+    };
+    match (
+        start.trim().parse::<u64>(),
+        end.trim().parse::<u64>(),
+        total.trim().parse::<u64>(),
+    ) {
         (Ok(0), Ok(end), Ok(total)) => end.checked_add(1) == Some(total),
         _ => false,
     }
@@ -99,25 +113,49 @@ mod tests {
 
     #[test]
     fn declared_images_are_read() {
-        assert_eq!(inspect_response(200, Some("image/jpeg"), None), Inspect::Read);
-        assert_eq!(inspect_response(200, Some("IMAGE/PNG; q=1"), None), Inspect::Read);
-        assert_eq!(inspect_response(200, Some("image/avif"), None), Inspect::Read);
-        assert_eq!(inspect_response(200, Some("image/svg+xml"), None), Inspect::Skip(SkipReason::Vector));
+        assert_eq!(
+            inspect_response(200, Some("image/jpeg"), None),
+            Inspect::Read
+        );
+        assert_eq!(
+            inspect_response(200, Some("IMAGE/PNG; q=1"), None),
+            Inspect::Read
+        );
+        assert_eq!(
+            inspect_response(200, Some("image/avif"), None),
+            Inspect::Read
+        );
+        assert_eq!(
+            inspect_response(200, Some("image/svg+xml"), None),
+            Inspect::Skip(SkipReason::Vector)
+        );
     }
 
     #[test]
     fn missing_generic_and_other_types_are_peeked() {
         assert_eq!(inspect_response(200, None, None), Inspect::Peek);
         assert_eq!(inspect_response(200, Some(""), None), Inspect::Peek);
-        assert_eq!(inspect_response(200, Some("application/octet-stream"), None), Inspect::Peek);
-        assert_eq!(inspect_response(200, Some("text/plain"), None), Inspect::Peek);
-        assert_eq!(inspect_response(200, Some("text/event-stream"), None), Inspect::Skip(SkipReason::Streaming));
+        assert_eq!(
+            inspect_response(200, Some("application/octet-stream"), None),
+            Inspect::Peek
+        );
+        assert_eq!(
+            inspect_response(200, Some("text/plain"), None),
+            Inspect::Peek
+        );
+        assert_eq!(
+            inspect_response(200, Some("text/event-stream"), None),
+            Inspect::Skip(SkipReason::Streaming)
+        );
     }
 
     #[test]
     fn only_whole_bodies_are_inspected() {
         for status in [201, 204, 301, 302, 304, 404, 500, 503] {
-            assert_eq!(inspect_response(status, Some("image/jpeg"), None), Inspect::Skip(SkipReason::Status));
+            assert_eq!(
+                inspect_response(status, Some("image/jpeg"), None),
+                Inspect::Skip(SkipReason::Status)
+            );
         }
         assert_eq!(
             inspect_response(206, Some("image/jpeg"), Some("bytes 0-99/1000")),
@@ -127,14 +165,26 @@ mod tests {
             inspect_response(206, Some("image/jpeg"), Some("bytes 100-999/1000")),
             Inspect::Skip(SkipReason::Status)
         );
-        assert_eq!(inspect_response(206, Some("image/jpeg"), Some("bytes 0-999/1000")), Inspect::Read);
-        assert_eq!(inspect_response(206, Some("image/jpeg"), Some("bytes 0-999/*")), Inspect::Skip(SkipReason::Status));
-        assert_eq!(inspect_response(206, Some("image/jpeg"), None), Inspect::Skip(SkipReason::Status));
+        assert_eq!(
+            inspect_response(206, Some("image/jpeg"), Some("bytes 0-999/1000")),
+            Inspect::Read
+        );
+        assert_eq!(
+            inspect_response(206, Some("image/jpeg"), Some("bytes 0-999/*")),
+            Inspect::Skip(SkipReason::Status)
+        );
+        assert_eq!(
+            inspect_response(206, Some("image/jpeg"), None),
+            Inspect::Skip(SkipReason::Status)
+        );
     }
 
     #[test]
     fn media_type_strips_parameters() {
-        assert_eq!(media_type(Some(" Text/HTML ; charset=utf-8")).as_deref(), Some("text/html"));
+        assert_eq!(
+            media_type(Some(" Text/HTML ; charset=utf-8")).as_deref(),
+            Some("text/html")
+        );
         assert_eq!(media_type(Some(";")), None);
         assert_eq!(media_type(None), None);
     }

@@ -48,13 +48,19 @@ pub struct FormImage<'a> {
 /// The parts of a form that are images: by magic bytes, or declared as a
 /// raster image type (a declared image that does not decode is then a
 /// scan failure, not a pass).
-pub fn images_in_form<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<FormImage<'a>>, MultipartError> {
+pub fn images_in_form<'a>(
+    body: &'a [u8],
+    boundary: &str,
+) -> Result<Vec<FormImage<'a>>, MultipartError> {
     let parts = multipart::parse(body, boundary)?;
     Ok(parts
         .into_iter()
         .filter(|part| {
             sniff::sniff(part.body).is_some()
-                || matches!(sniff::inspect_upload(part.content_type.as_deref()), Inspect::Read)
+                || matches!(
+                    sniff::inspect_upload(part.content_type.as_deref()),
+                    Inspect::Read
+                )
         })
         .map(|part| FormImage {
             field: part.name,
@@ -70,13 +76,24 @@ mod tests {
 
     #[test]
     fn plans() {
-        assert_eq!(plan("GET", Some("image/jpeg")), UploadPlan::Skip(SkipReason::NoBody));
-        assert_eq!(plan("put", Some("image/jpeg")), UploadPlan::Raw(Inspect::Read));
+        assert_eq!(
+            plan("GET", Some("image/jpeg")),
+            UploadPlan::Skip(SkipReason::NoBody)
+        );
+        assert_eq!(
+            plan("put", Some("image/jpeg")),
+            UploadPlan::Raw(Inspect::Read)
+        );
         assert_eq!(plan("POST", None), UploadPlan::Raw(Inspect::Peek));
-        assert_eq!(plan("POST", Some("application/json")), UploadPlan::Raw(Inspect::Peek));
+        assert_eq!(
+            plan("POST", Some("application/json")),
+            UploadPlan::Raw(Inspect::Peek)
+        );
         assert_eq!(
             plan("POST", Some("multipart/form-data; boundary=abc")),
-            UploadPlan::Multipart { boundary: "abc".into() }
+            UploadPlan::Multipart {
+                boundary: "abc".into()
+            }
         );
         assert_eq!(
             plan("POST", Some("multipart/form-data")),
@@ -91,7 +108,10 @@ mod tests {
 --b\r\nContent-Disposition: form-data; name=\"c\"; filename=\"y.png\"\r\nContent-Type: image/png\r\n\r\nnot really\r\n\
 --b\r\nContent-Disposition: form-data; name=\"d\"; filename=\"z.svg\"\r\nContent-Type: image/svg+xml\r\n\r\n<svg/>\r\n--b--";
         let images = images_in_form(body, "b").unwrap();
-        let fields: Vec<_> = images.iter().map(|i| i.field.as_deref().unwrap_or("")).collect();
+        let fields: Vec<_> = images
+            .iter()
+            .map(|i| i.field.as_deref().unwrap_or(""))
+            .collect();
         assert_eq!(fields, ["a", "c"]);
         assert_eq!(images[0].bytes, b"\xff\xd8\xff\xe0jpeg");
         assert_eq!(images[1].filename.as_deref(), Some("y.png"));

@@ -133,11 +133,13 @@ pub fn verdict(matches: &[Match], hashes: &ImageHashes) -> Verdict {
 mod tests {
     use super::*;
     use crate::policy::Policy;
-    use hashgate::index::{IndexBuilder, QueryPlan};
     use hashgate::index::lists::parse_hash_list;
+    use hashgate::index::{IndexBuilder, QueryPlan};
 
     fn route(extra: &str) -> Route {
-        let json = format!(r#"{{"routes": [{{"pattern": "*/*", "action": "block", "lists": ["demo"]{extra}}}]}}"#);
+        let json = format!(
+            r#"{{"routes": [{{"pattern": "*/*", "action": "block", "lists": ["demo"]{extra}}}]}}"#
+        );
         Policy::parse(&json).unwrap().routes()[0].clone()
     }
 
@@ -149,25 +151,36 @@ mod tests {
     /// hasher's own builder, reading "KV" from the built records.
     fn check(bytes: &[u8], route: &Route, list: &str) -> Verdict {
         let mut builder = IndexBuilder::new();
-        builder.add_list("demo", parse_hash_list(list).entries).unwrap();
+        builder
+            .add_list("demo", parse_hash_list(list).entries)
+            .unwrap();
         let index = builder.build().unwrap();
         let hashes = hash(bytes, route).unwrap();
         let plan = QueryPlan::new(&query(&hashes, route)).unwrap();
-        let matches = plan.resolve(|key| index.records.get(key).map(|v| v.as_bytes())).unwrap();
+        let matches = plan
+            .resolve(|key| index.records.get(key).map(|v| v.as_bytes()))
+            .unwrap();
         verdict(&matches, &hashes)
     }
 
     #[test]
     fn listed_pdq_matches_and_others_do_not() {
         let chelsea = fixture("photos/chelsea.jpg");
-        let list = std::fs::read_to_string(format!("{}/../fixtures/lists/demo.csv", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let list = std::fs::read_to_string(format!(
+            "{}/../fixtures/lists/demo.csv",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         let v = check(&chelsea, &route(""), &list);
         let best = v.best().expect("chelsea is on the demo list");
         assert_eq!(best.list, "demo");
         assert_eq!(best.entry_id.as_deref(), Some("demo-chelsea"));
         assert_eq!(best.hash_type, "pdq");
         assert!(best.distance <= 31);
-        assert_eq!(check(&fixture("photos/coffee.jpg"), &route(""), &list), Verdict::Clean);
+        assert_eq!(
+            check(&fixture("photos/coffee.jpg"), &route(""), &list),
+            Verdict::Clean
+        );
         let rocket = check(&fixture("photos/rocket.jpg"), &route(""), &list);
         assert_eq!(rocket.best().map(|m| m.matched_by.as_str()), Some("sha256"));
     }
@@ -179,8 +192,16 @@ mod tests {
         assert_eq!(err.reason(), "over-limits");
         let bomb = fixture("errors/bomb-50000.png");
         assert_eq!(hash(&bomb, &route("")).unwrap_err().reason(), "over-limits");
-        assert_eq!(hash(b"<html>", &route("")).unwrap_err().reason(), "unsupported-format");
-        assert_eq!(hash(&fixture("errors/truncated.jpg"), &route("")).unwrap_err().reason(), "undecodable");
+        assert_eq!(
+            hash(b"<html>", &route("")).unwrap_err().reason(),
+            "unsupported-format"
+        );
+        assert_eq!(
+            hash(&fixture("errors/truncated.jpg"), &route(""))
+                .unwrap_err()
+                .reason(),
+            "undecodable"
+        );
     }
 
     #[test]

@@ -29,8 +29,15 @@ pub struct Cached {
 /// A cache key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CacheKey {
-    Digest { route: String, sha256: String },
-    Url { route: String, url: String, etag: String },
+    Digest {
+        route: String,
+        sha256: String,
+    },
+    Url {
+        route: String,
+        url: String,
+        etag: String,
+    },
 }
 
 struct Entry {
@@ -132,7 +139,9 @@ impl VerdictCache {
 
     fn evict(&mut self) {
         while self.entries.len() > self.max_entries {
-            let Some((key, seq)) = self.order.pop_front() else { break };
+            let Some((key, seq)) = self.order.pop_front() else {
+                break;
+            };
             if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
                 self.entries.remove(&key);
             }
@@ -140,7 +149,8 @@ impl VerdictCache {
         // Keep the order queue from growing without bound on re-inserts.
         if self.order.len() > 2 * self.max_entries + 16 {
             let entries = &self.entries;
-            self.order.retain(|(key, seq)| entries.get(key).is_some_and(|e| e.seq == *seq));
+            self.order
+                .retain(|(key, seq)| entries.get(key).is_some_and(|e| e.seq == *seq));
         }
     }
 }
