@@ -112,7 +112,7 @@ impl Server {
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             let mut line = String::new();
-            while stderr.read_line(&mut line).map_or(false, |n| n > 0) {
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
                 sink.lock().unwrap().push_str(&line);
                 line.clear();
             }
@@ -686,10 +686,10 @@ fn index_reloads_on_change_and_on_sighup_and_survives_a_corrupt_file() {
 
     // Polling: a rebuilt index is picked up without a restart.
     let index = dir.path().join("polled");
-    build_index(&index, &[rocket_list.clone()]);
+    build_index(&index, std::slice::from_ref(&rocket_list));
     let server = Server::start(&index, &["--reload-interval", "50ms"]);
     await_matches(&server, 0);
-    build_index(&index, &[demo_list.clone()]);
+    build_index(&index, std::slice::from_ref(&demo_list));
     await_matches(&server, 1);
 
     // A corrupt file is refused; the previous index keeps answering.

@@ -66,6 +66,7 @@ impl fmt::Display for Summary {
 /// The bar, or nothing when it should not be drawn.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    started: Instant,
     last: Instant,
 }
 
@@ -75,7 +76,7 @@ impl Progress {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(8));
             let style = ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} files, {msg}, {per_sec}, {eta} left",
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} files, {msg}, {eta} left",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
@@ -84,6 +85,7 @@ impl Progress {
         });
         Progress {
             bar,
+            started: Instant::now(),
             last: Instant::now(),
         }
     }
@@ -97,8 +99,12 @@ impl Progress {
         self.last = Instant::now();
         bar.set_length(found);
         bar.set_position(counts.done());
+        let rate = counts.done() as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         let walking = if walking { ", still walking" } else { "" };
-        bar.set_message(format!("{} matched{walking}", counts.matched));
+        bar.set_message(format!(
+            "{} matched, {rate:.0} files/s{walking}",
+            counts.matched
+        ));
     }
 
     /// Removes the bar before the summary is printed.
