@@ -28,3 +28,17 @@ test("without ORIGIN the request passes through to the host in its URL", async (
   assert.ok(Buffer.from(await res.arrayBuffer()).equals(await readFile(path.join(FIXTURES_DIR, "web/hello.txt"))));
   assert.equal(origin.count("/web/hello.txt"), 1);
 });
+
+test("without ORIGIN, a request the worker would send to itself is answered 508, not looped", async () => {
+  const self = await startWorker({ origin: "", http: true });
+  try {
+    // Over real HTTP the URL is the worker's own 127.0.0.1 address, as under
+    // `wrangler dev` with no ORIGIN: one hop, then 508 with the fix.
+    const res = await self.http("/photos/chelsea.jpg");
+    const text = await res.text();
+    assert.equal(res.status, 508, text);
+    assert.match(text, /--var ORIGIN:http:\/\/127\.0\.0\.1/);
+  } finally {
+    await self.dispose();
+  }
+});

@@ -44,6 +44,9 @@ use crate::verdict_cache::{CacheKey, Cached};
 
 /// Handles one request.
 pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response, JsValue> {
+    if header(&request.headers(), origin::LOOP_GUARD).is_some() {
+        return respond::loop_detected();
+    }
     let request_id = request_id(&request);
     let config = match config::load(&env).await {
         Ok(config) => config,

@@ -7,8 +7,35 @@
 //! The origin's response object is what callers hand back when an image
 //! passes, so status, status text, headers and body stay the origin's own.
 
+//!
+//! Loop guard: with `ORIGIN` unset, the worker fetches the URL it was asked
+//! for. On Cloudflare that reaches the origin (a worker's subrequests skip
+//! itself), but under `wrangler dev` a URL on 127.0.0.1 is the worker
+//! itself, and each request would recurse until workerd runs out of
+//! sockets. Requests to a loopback host therefore carry [`LOOP_GUARD`]; a
+//! request arriving with it is answered 508 with how to set `ORIGIN`.
+//! Production traffic never goes to loopback, so it is never marked.
+
 #[cfg(target_arch = "wasm32")]
 pub use runtime::*;
+
+/// Header marking a request the worker sent to a loopback host.
+pub const LOOP_GUARD: &str = "X-Hashgate-Loop-Guard";
+
+/// Whether `url`'s host is a loopback address.
+pub fn is_loopback(url: &str) -> bool {
+    let (host, _) = crate::pattern::host_and_path(url);
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "[::1]"
+        || (host.starts_with("127.") && host.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
 
 /// Where a request goes: its own URL, or the same path and query on `origin`.
 pub fn target_url(request_url: &str, origin: Option<&str>) -> String {
@@ -48,7 +75,9 @@ mod runtime {
         let retargeted = Request::new_with_str_and_init(&target, init)?;
         let manual = RequestInit::new();
         manual.set_redirect(RequestRedirect::Manual);
-        Request::new_with_request_and_init(&retargeted, &manual)
+        let upstream = Request::new_with_request_and_init(&retargeted, &manual)?;
+        guard(&upstream, &target)?;
+        Ok(upstream)
     }
 
     /// The request to send upstream with a body already read (an upload that
@@ -67,7 +96,17 @@ mod runtime {
         let bytes = js_sys::Uint8Array::new_with_length(body.len() as u32);
         bytes.copy_from(body);
         init.set_body(&bytes);
-        Request::new_with_str_and_init(&target, &init)
+        let upstream = Request::new_with_str_and_init(&target, &init)?;
+        guard(&upstream, &target)?;
+        Ok(upstream)
+    }
+
+    /// Marks requests to loopback hosts (see the module docs).
+    fn guard(request: &Request, target: &str) -> Result<(), JsValue> {
+        if super::is_loopback(target) {
+            request.headers().set(super::LOOP_GUARD, "1")?;
+        }
+        Ok(())
     }
 
     /// Sends a request.
@@ -93,5 +132,16 @@ mod tests {
             "http://o/p"
         );
         assert_eq!(target_url("http://a.test/p", None), "http://a.test/p");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("http://127.0.0.1:8787/x"));
+        assert!(is_loopback("http://localhost/"));
+        assert!(is_loopback("http://[::1]:8080/"));
+        assert!(is_loopback("http://LOCALHOST:1"));
+        assert!(!is_loopback("https://example.com/127.0.0.1"));
+        assert!(!is_loopback("https://127.example.com/"));
+        assert!(!is_loopback("https://localhost.example.com/"));
     }
 }

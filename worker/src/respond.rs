@@ -9,6 +9,7 @@
 //! * 503 when an image could not be checked on a `fail: closed` route.
 //! * 500 when the configuration is invalid (the message says what to fix).
 //! * 502 when the origin could not be reached.
+//! * 508 when the worker receives its own request (see [`crate::origin`]).
 
 #[cfg(target_arch = "wasm32")]
 pub use runtime::*;
@@ -100,6 +101,18 @@ mod runtime {
             500,
             "Internal Server Error",
             &format!("500 hashgate is misconfigured: {message}\n"),
+            &[],
+        )
+    }
+
+    /// 508 when the worker received its own request (no `ORIGIN` locally).
+    pub fn loop_detected() -> Result<Response, JsValue> {
+        build(
+            508,
+            "Loop Detected",
+            "508 hashgate fetched from itself: ORIGIN is not set, so requests go to the host they name, \
+             which under wrangler dev is the worker. Set the origin, e.g. \
+             npx wrangler dev --var ORIGIN:http://127.0.0.1:8080\n",
             &[],
         )
     }
