@@ -5,7 +5,7 @@
 #   2. native Rust tests of the whole workspace (hasher, index, CLI, worker's
 #      pure modules), including agreement with Meta's PDQ regression data
 #      when ../shared/pdq-regression is present;
-#   3. the hasher's fixture tests compiled to wasm32 and run under node
+#   3. the hasher's fixture and malformed-image tests compiled to wasm32 and run under node
 #      (wasm-bindgen-test), so the hasher is checked where the worker runs it;
 #   4. end-to-end tests: the built worker in workerd (Miniflare) with local
 #      KV and queues, in front of a real origin on 127.0.0.1.
@@ -24,9 +24,9 @@ bash scripts/setup.sh
 step "native tests (cargo test --workspace)"
 cargo test --workspace --locked
 
-step "wasm tests (hasher fixtures under node)"
+step "wasm tests (hasher fixtures and malformed images under node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test --locked -p hashgate --no-default-features --target wasm32-unknown-unknown --test fixtures
+  cargo test --locked -p hashgate --no-default-features --target wasm32-unknown-unknown --test fixtures --test malformed
 
 step "end-to-end tests (worker in workerd via Miniflare)"
 bash scripts/test-e2e.sh

@@ -5,6 +5,13 @@
 //! block: less work and a buffer up to 64 times smaller (PIL's "draft mode"
 //! does the same through libjpeg). PDQ only keeps a 64x64 downsample, so a
 //! few hundred pixels per side are enough.
+//!
+//! Not every JPEG shrinks that way: progressive files keep every DCT
+//! coefficient at full resolution until the last scan, and lossless files
+//! (the only kind with 9- to 16-bit samples) have no DCT at all. Their
+//! buffers are sized from the frame header ([`Frame`]) and refused beyond
+//! `max_alloc` before the decoder allocates them, so a 50 MP progressive
+//! frame with a few bytes of data cannot take 300 MB of an isolate.
 
 use jpeg_decoder::{Decoder, PixelFormat};
 
@@ -26,20 +33,130 @@ fn map_error(error: jpeg_decoder::Error) -> HashError {
     }
 }
 
+/// What the frame header (SOFn) says, read by [`frame`]: what jpeg-decoder
+/// does not expose but its buffers depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Frame {
+    /// The SOF marker's low byte: 0xC2/0xC6/0xCA progressive, 0xC3/0xC7/0xCB/0xCF lossless.
+    marker: u8,
+    precision: u8,
+    width: u16,
+    height: u16,
+    /// Horizontal and vertical sampling factor of each component.
+    sampling: Vec<(u8, u8)>,
+}
+
+impl Frame {
+    fn is_progressive(&self) -> bool {
+        matches!(self.marker, 0xC2 | 0xC6 | 0xCA | 0xCE)
+    }
+
+    fn is_lossless(&self) -> bool {
+        matches!(self.marker, 0xC3 | 0xC7 | 0xCB | 0xCF)
+    }
+
+    /// Bytes jpeg-decoder 0.3 allocates at full resolution whatever the
+    /// output scale: for progressive frames one i16 per coefficient of every
+    /// block of every component (blocks padded to whole MCUs); for lossless
+    /// frames, per sample and component, a u16 result, an i32 difference
+    /// and the 2-byte output. Sequential DCT frames decode row by row.
+    fn full_resolution_bytes(&self) -> u64 {
+        let (width, height) = (u64::from(self.width), u64::from(self.height));
+        let components = self.sampling.len() as u64;
+        if self.is_lossless() {
+            return width * height * components * (2 + 4 + 2);
+        }
+        if !self.is_progressive() {
+            return 0;
+        }
+        let h_max = self.sampling.iter().map(|s| u64::from(s.0.max(1))).max().unwrap_or(1);
+        let v_max = self.sampling.iter().map(|s| u64::from(s.1.max(1))).max().unwrap_or(1);
+        let (mcu_w, mcu_h) = (width.div_ceil(8 * h_max), height.div_ceil(8 * v_max));
+        self.sampling
+            .iter()
+            .map(|&(h, v)| mcu_w * u64::from(h) * mcu_h * u64::from(v) * 64 * 2)
+            .sum()
+    }
+}
+
+/// The first frame header of a JPEG, walking marker segments from SOI as
+/// jpeg-decoder does (bytes between segments are skipped, as are fill
+/// bytes). `None` when there is none before the first scan.
+fn frame(bytes: &[u8]) -> Option<Frame> {
+    let mut at = 2;
+    loop {
+        while *bytes.get(at)? != 0xFF {
+            at += 1;
+        }
+        while *bytes.get(at)? == 0xFF {
+            at += 1;
+        }
+        let marker = *bytes.get(at)?;
+        at += 1;
+        match marker {
+            // Stuffed zero, TEM, RSTn, SOI: no length.
+            0x00 | 0x01 | 0xD0..=0xD8 => continue,
+            0xD9 | 0xDA => return None,
+            _ => {}
+        }
+        let length = usize::from(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
+        if matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) {
+            let header = bytes.get(at + 2..at + 8)?;
+            let count = usize::from(header[5]);
+            let sampling = (0..count)
+                .map(|i| bytes.get(at + 8 + 3 * i + 1).map(|&s| (s >> 4, s & 0x0F)))
+                .collect::<Option<Vec<_>>>()?;
+            return Some(Frame {
+                marker,
+                precision: header[0],
+                height: u16::from_be_bytes([header[1], header[2]]),
+                width: u16::from_be_bytes([header[3], header[4]]),
+                sampling,
+            });
+        }
+        at += length.max(2);
+    }
+}
+
+/// Samples of a lossless frame whose precision is not 8 bits: jpeg-decoder
+/// returns them as native-endian u16 (even below 8 bits), which are
+/// rescaled to 8 bits here (the top bits, as a 16-bit PNG is read).
+fn to_8_bit(pixels: &[u8], precision: u8) -> Vec<u8> {
+    pixels
+        .chunks_exact(2)
+        .map(|pair| {
+            let value = u32::from(u16::from_ne_bytes([pair[0], pair[1]]));
+            let scaled = if precision >= 8 {
+                value >> (precision - 8)
+            } else {
+                value << (8 - precision)
+            };
+            scaled.min(255) as u8
+        })
+        .collect()
+}
+
 /// Decodes a JPEG to luma, honouring `limits` and `reduction`.
 pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bool) -> Result<DecodedImage, HashError> {
     let mut decoder = Decoder::new(bytes);
     decoder.read_info().map_err(map_error)?;
+    // read_info has checked the frame header (1, 3 or 4 components,
+    // sampling factors 1 to 4); what it does not expose is read again here.
+    let frame = frame(bytes).ok_or_else(|| HashError::Malformed("no JPEG frame header".into()))?;
     let info = decoder.info().ok_or_else(|| HashError::Malformed("no JPEG frame header".into()))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     limits.check_dimensions(width, height)?;
+    if frame.full_resolution_bytes() > limits.max_alloc as u64 {
+        return Err(HashError::MemoryLimit { limit: limits.max_alloc });
+    }
     let exif_orientation = if want_exif {
         decoder.exif_data().and_then(image::metadata::Orientation::from_exif_chunk)
     } else {
         None
     };
 
-    let block = reduction.block_size(width, height);
+    // Lossless frames have no DCT to scale.
+    let block = if frame.is_lossless() { 1 } else { reduction.block_size(width, height) };
     let eighths = 8 / block;
     let (out_w, out_h) = if eighths == 8 {
         (info.width, info.height)
@@ -49,8 +166,10 @@ pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bo
         decoder.scale(req_w, req_h).map_err(map_error)?
     };
     let (out_w, out_h) = (usize::from(out_w), usize::from(out_h));
-    let channels = info.pixel_format.pixel_bytes();
-    let needed = out_w * out_h * channels;
+    let components = frame.sampling.len();
+    // Lossless samples of other than 8 bits come as 2 bytes each.
+    let wide = frame.is_lossless() && frame.precision != 8;
+    let needed = out_w * out_h * components * if wide { 2 } else { 1 };
     if needed > limits.max_alloc {
         return Err(HashError::MemoryLimit { limit: limits.max_alloc });
     }
@@ -60,13 +179,10 @@ pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bo
         return Err(HashError::Truncated("JPEG decoded fewer pixels than declared".into()));
     }
 
+    let pixels = if wide { to_8_bit(&pixels, frame.precision) } else { pixels };
     let luma = match info.pixel_format {
         PixelFormat::RGB24 => LumaImage::from_interleaved(&pixels, out_w, out_h, 3),
-        PixelFormat::L8 => LumaImage::from_grey(&pixels, out_w, out_h, 1),
-        PixelFormat::L16 => {
-            // 16-bit samples, big-endian: keep the high byte.
-            LumaImage::from_grey(&pixels, out_w, out_h, 2)
-        }
+        PixelFormat::L8 | PixelFormat::L16 => LumaImage::from_grey(&pixels, out_w, out_h, 1),
         PixelFormat::CMYK32 => {
             let rgb: Vec<u8> = pixels
                 .chunks_exact(4)
