@@ -8,7 +8,7 @@
 //! measures it.
 //!
 //! The memory bound: one `hash_image` under [`Limits::edge`] may hold at
-//! most [`PEAK_BOUND`] bytes at once. The decoders' pixel buffers are
+//! most [`corpus::PEAK_BOUND`] bytes at once. The decoders' pixel buffers are
 //! capped by `max_alloc` (48 MiB) before they are allocated; around them
 //! the hasher keeps the luma plane (4 bytes a sample, at most 4 MP at full
 //! resolution, reduced beyond) and a converted copy for formats decoded
@@ -28,10 +28,6 @@ use corpus::{Case, Expect};
 
 #[global_allocator]
 static ALLOCATOR: corpus::Counting = corpus::Counting;
-
-/// Most bytes one hash under the edge limits may hold at once: the decode
-/// cap, half of it again for a conversion, and 16 MiB of luma.
-const PEAK_BOUND: usize = (48 << 20) + (24 << 20) + (16 << 20);
 
 fn edge_options(variants: VariantOptions) -> HashOptions {
     HashOptions {
@@ -110,13 +106,13 @@ fn every_case_gives_a_typed_error_or_a_hash_as_expected_within_the_memory_bound(
         if let Some(failure) = check(case, &result, &options) {
             failures.push(failure);
         }
-        if peak > PEAK_BOUND {
+        if peak > corpus::PEAK_BOUND {
             failures.push(format!(
                 "{} / {}: held {} MiB at once (bound {} MiB)",
                 case.group,
                 case.name,
                 peak >> 20,
-                PEAK_BOUND >> 20
+                corpus::PEAK_BOUND >> 20
             ));
         }
         if peak > most.0 {

@@ -1451,6 +1451,11 @@ fn polyglots(cases: &mut Vec<Case>) {
 
 // ------------------------------------------------------------ measuring
 
+/// Most bytes one `hash_image` under `Limits::edge()` may hold at once: the
+/// 48 MiB decode cap, half of it again for a conversion to 8-bit RGB, and
+/// 16 MiB of luma (4 bytes a sample, at most 4 MP at full resolution).
+pub const PEAK_BOUND: usize = (48 << 20) + (24 << 20) + (16 << 20);
+
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
 
