@@ -12,7 +12,8 @@
 # index with `wrangler kv bulk put --local --binding HASH_INDEX`; run
 # `wrangler dev --local` on the project's wrangler.toml with
 # `--var ORIGIN:... --var POLICY:...`. Background processes are stopped on
-# exit (by the pids started here). Assumes scripts/setup.sh has run.
+# exit (by the pids started here). Runs scripts/setup.sh first, so it works
+# on a fresh machine (quick when everything is installed).
 #
 # Environment: PORT (default 8787), ORIGIN_PORT (default 8788).
 set -euo pipefail
@@ -53,6 +54,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+say "installing what is missing (scripts/setup.sh)"
+bash scripts/setup.sh
 
 say "building the worker"
 bash scripts/build-worker.sh
