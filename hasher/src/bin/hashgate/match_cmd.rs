@@ -10,38 +10,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hashgate::index::{Query, QueryPlan, TypedHash, MAX_PDQ_THRESHOLD};
+use hashgate::index::{Query, QueryPlan, TypedHash};
 use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
 use crate::index_store::RecordReader;
 use crate::lines::{MatchLine, MatchOutput};
-use crate::matching::MatchSettings;
+use crate::matching::{MatchFlags, MatchSettings};
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
     /// Directory made by `hashgate index build`.
     #[arg(long, value_name = "DIR")]
     index: PathBuf,
-    /// Largest PDQ Hamming distance that matches.
-    #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PDQ_THRESHOLD)))]
-    threshold: u32,
-    /// Only these lists (comma-separated); all lists by default.
-    #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
-    lists: Vec<String>,
-    /// For image files, match at least the 8 rotations and mirrors (they are
-    /// part of the default query set too; with --no-variants, only these).
-    #[arg(long)]
-    dihedral: bool,
-    /// For image files, query with the image's own PDQ hash only (plus the
-    /// 8 orientations with --dihedral), not the whole query set (rotations,
-    /// mirrors, content inside added borders).
-    #[arg(long)]
-    no_variants: bool,
-    /// Largest squared distance that matches a --vec72 hash. The default sits
-    /// between an altered copy (about 5,000) and unrelated images (about
-    /// 700,000) in Cloudflare's published examples.
-    #[arg(long, default_value_t = 50_000)]
-    vec72_threshold: u32,
+    #[command(flatten)]
+    matching: MatchFlags,
     /// A PDQ hash (64 hex digits) to look up.
     #[arg(long, value_name = "HEX")]
     pdq: Vec<PdqHash>,
@@ -65,13 +47,7 @@ pub struct MatchArgs {
 
 impl MatchArgs {
     fn settings(&self) -> MatchSettings {
-        MatchSettings {
-            threshold: self.threshold,
-            vec72_threshold: self.vec72_threshold,
-            lists: MatchSettings::list_filter(&self.lists),
-            dihedral: self.dihedral,
-            variants: !self.no_variants,
-        }
+        self.matching.settings()
     }
 }
 

@@ -26,6 +26,44 @@ pub const DEFAULT_PDQ_THRESHOLD: u32 = 31;
 /// Cloudflare's published examples.
 pub const DEFAULT_VEC72_THRESHOLD: u32 = 50_000;
 
+/// The matching flags `match`, `scan` and `serve` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatchFlags {
+    /// Largest PDQ Hamming distance that matches.
+    #[arg(long, default_value_t = DEFAULT_PDQ_THRESHOLD, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PDQ_THRESHOLD)))]
+    pub threshold: u32,
+    /// Only these lists (comma-separated); all lists by default.
+    #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
+    pub lists: Vec<String>,
+    /// Largest squared distance that matches a vec72 hash. The default sits
+    /// between an altered copy (about 5,000) and unrelated images (about
+    /// 700,000) in Cloudflare's published examples.
+    #[arg(long, default_value_t = DEFAULT_VEC72_THRESHOLD)]
+    pub vec72_threshold: u32,
+    /// Match images by at least their 8 rotations and mirrors (part of the
+    /// default query set too; with --no-variants, only these).
+    #[arg(long)]
+    pub dihedral: bool,
+    /// Match images by their own PDQ hash only (plus the 8 orientations with
+    /// --dihedral), not the whole query set (rotations, mirrors, content
+    /// inside added borders); faster.
+    #[arg(long)]
+    pub no_variants: bool,
+}
+
+impl MatchFlags {
+    /// The settings these flags ask for.
+    pub fn settings(&self) -> MatchSettings {
+        MatchSettings {
+            threshold: self.threshold,
+            vec72_threshold: self.vec72_threshold,
+            lists: MatchSettings::list_filter(&self.lists),
+            dihedral: self.dihedral,
+            variants: !self.no_variants,
+        }
+    }
+}
+
 /// How images and hashes are matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchSettings {

@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
+use hashgate::index::ListFilter;
 use serde::Serialize;
 
 use crate::lines::{HashLine, MatchLine};
-use crate::matching::{MatchSettings, MemoryIndex, DEFAULT_PDQ_THRESHOLD};
+use crate::matching::{MatchFlags, MatchSettings, MemoryIndex};
 use check::Outcome;
 use progress::{Counts, Progress, Summary};
 
@@ -47,20 +47,8 @@ pub struct ScanArgs {
     /// Directory made by `hashgate index build`.
     #[arg(long, value_name = "DIR")]
     index: PathBuf,
-    /// Largest PDQ Hamming distance that matches.
-    #[arg(long, default_value_t = DEFAULT_PDQ_THRESHOLD, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PDQ_THRESHOLD)))]
-    threshold: u32,
-    /// Only these lists (comma-separated); all lists by default.
-    #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
-    lists: Vec<String>,
-    /// Match at least the 8 rotations and mirrors (part of the default
-    /// query set too; with --no-variants, only these).
-    #[arg(long)]
-    dihedral: bool,
-    /// Query with each image's own PDQ hash only (plus the 8 orientations
-    /// with --dihedral), not the whole query set; faster.
-    #[arg(long)]
-    no_variants: bool,
+    #[command(flatten)]
+    matching: MatchFlags,
     /// Also write a line for every clean image and skipped file.
     #[arg(long)]
     all: bool,
@@ -119,13 +107,7 @@ struct Checked {
 
 impl ScanArgs {
     fn settings(&self) -> MatchSettings {
-        MatchSettings {
-            threshold: self.threshold,
-            lists: MatchSettings::list_filter(&self.lists),
-            dihedral: self.dihedral,
-            variants: !self.no_variants,
-            ..MatchSettings::default()
-        }
+        self.matching.settings()
     }
 
     fn fingerprint(&self, settings: &MatchSettings) -> state::Fingerprint {

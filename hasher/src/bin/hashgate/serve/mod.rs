@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use hashgate::index::MAX_PDQ_THRESHOLD;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::matching::{MatchSettings, DEFAULT_PDQ_THRESHOLD, DEFAULT_VEC72_THRESHOLD};
+use crate::matching::MatchFlags;
 use api::App;
 use config::ServeConfig;
 use metrics::Metrics;
@@ -54,25 +53,10 @@ pub struct ServeArgs {
     /// Directory made by `hashgate index build`; reloaded when it changes.
     #[arg(long, value_name = "DIR")]
     index: PathBuf,
-    /// Largest PDQ Hamming distance that matches (a request may pass
-    /// `threshold`).
-    #[arg(long, default_value_t = DEFAULT_PDQ_THRESHOLD, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PDQ_THRESHOLD)))]
-    threshold: u32,
-    /// Only these lists (comma-separated); all by default (a request may
-    /// pass `lists`).
-    #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
-    lists: Vec<String>,
-    /// Largest squared distance that matches a vec72 hash.
-    #[arg(long, default_value_t = DEFAULT_VEC72_THRESHOLD)]
-    vec72_threshold: u32,
-    /// Match images by their 7 rotated and mirrored PDQ hashes too (a
-    /// request may pass `dihedral`).
-    #[arg(long)]
-    dihedral: bool,
-    /// Match images by their own PDQ hash only (plus the 8 orientations with
-    /// --dihedral), not the whole query set (a request may pass `variants`).
-    #[arg(long)]
-    no_variants: bool,
+    /// Matching defaults; a request may pass `threshold`, `lists`,
+    /// `dihedral` and `variants` of its own.
+    #[command(flatten)]
+    matching: MatchFlags,
     /// File holding the bearer token every request but /healthz must send
     /// (`Authorization: Bearer TOKEN`).
     #[arg(long, value_name = "PATH")]
@@ -113,13 +97,7 @@ impl ServeArgs {
     fn into_config(self) -> anyhow::Result<ServeConfig> {
         let mut config = ServeConfig::new(self.index);
         config.listen = config::parse_listen(&self.listen)?;
-        config.matching = MatchSettings {
-            threshold: self.threshold,
-            vec72_threshold: self.vec72_threshold,
-            lists: MatchSettings::list_filter(&self.lists),
-            dihedral: self.dihedral,
-            variants: !self.no_variants,
-        };
+        config.matching = self.matching.settings();
         if let Some(path) = &self.token_file {
             config.token = Some(config::read_token_file(path)?);
         }
