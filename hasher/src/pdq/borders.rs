@@ -58,8 +58,9 @@ pub fn content_rect(image: &LumaImage) -> Option<Rect> {
     content_rects(image).into_iter().next()
 }
 
-/// Candidate content regions, best first: inside every uniform band found,
-/// and, where that differs, inside bands of equal width on all sides (in
+/// Candidate content regions, best first: inside every uniform band found
+/// (cutting one more line for the blend at the edge, and not), and, where
+/// that differs, inside bands of equal width on all sides (in
 /// pixels, and as a share of each side). The last two handle pictures whose
 /// own edges are flat and of the border's level (a dark sky in a black
 /// frame), where the first cuts into the picture.
@@ -71,16 +72,18 @@ pub fn content_rects(image: &LumaImage) -> Vec<Rect> {
     let least_px = top.min(bottom).min(left).min(right);
     let least_share = (top.min(bottom) as f32 / h as f32).min(left.min(right) as f32 / w as f32);
     let candidates = [
-        [top, bottom, left, right],
-        [least_px; 4],
+        ([top, bottom, left, right], 1),
+        // A sharp edge: the first line inside is already picture.
+        ([top, bottom, left, right], 0),
+        ([least_px; 4], 1),
         {
             let (v, hz) = ((least_share * h as f32) as usize, (least_share * w as f32) as usize);
-            [v, v, hz, hz]
+            ([v, v, hz, hz], 1)
         },
     ];
     let mut rects: Vec<Rect> = Vec::new();
-    for depths in candidates {
-        if let Some(rect) = rect_inside(w, h, depths) {
+    for (depths, blend) in candidates {
+        if let Some(rect) = rect_inside(w, h, depths, blend) {
             if !rects.contains(&rect) {
                 rects.push(rect);
             }
@@ -110,10 +113,11 @@ fn border_depths(image: &LumaImage) -> Option<[usize; 4]> {
 }
 
 /// The region inside bands of the given depths, if it keeps enough.
-fn rect_inside(w: usize, h: usize, [top, bottom, left, right]: [usize; 4]) -> Option<Rect> {
-    // The line where border meets picture is usually a blend of both (JPEG
-    // ringing, scaled decoding): cut one more where there is a border.
-    let extra = |depth: usize| if depth > 0 { depth + 1 } else { 0 };
+fn rect_inside(w: usize, h: usize, [top, bottom, left, right]: [usize; 4], blend: usize) -> Option<Rect> {
+    // The line where border meets picture is often a blend of both (JPEG
+    // ringing, scaled decoding): `blend` more lines are cut where there is
+    // a border.
+    let extra = |depth: usize| if depth > 0 { depth + blend } else { 0 };
     let (top, bottom, left, right) = (extra(top), extra(bottom), extra(left), extra(right));
     let width = w.checked_sub(left + right)?;
     let height = h.checked_sub(top + bottom)?;
