@@ -201,7 +201,8 @@ pub fn merge(existing: Option<ReportRecord>, event: &Event, now_ms: u64) -> (Rep
     if record.event_ids.contains(&event.id) {
         return (record, Merge::Duplicate);
     }
-    record.count += 1;
+    // A stored count is input (read back from KV): never overflow on it.
+    record.count = record.count.saturating_add(1);
     record.actions.add(event.action);
     if event.time_ms >= record.last_seen_ms {
         record.last_seen = event.time.clone();
@@ -320,6 +321,17 @@ mod tests {
         let (same, merge3) = merge(Some(record.clone()), &again, 9_000);
         assert_eq!(merge3, Merge::Duplicate);
         assert_eq!(same, record);
+    }
+
+    #[test]
+    fn a_stored_count_at_the_limit_does_not_overflow() {
+        // Found by the queue_event fuzz target: the record is read back from
+        // KV, so its count is input.
+        let (mut record, _) = merge(None, &event("e0", "https://x/0", 0), 0);
+        record.count = u64::MAX;
+        let (record, outcome) = merge(Some(record), &event("e1", "https://x/1", 1), 1);
+        assert_eq!(outcome, Merge::Updated);
+        assert_eq!(record.count, u64::MAX);
     }
 
     #[test]
