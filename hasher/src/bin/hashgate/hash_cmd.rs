@@ -2,18 +2,17 @@
 //! cores. A failing input gets an `error` line; the others still run and the
 //! exit status says something failed.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use hashgate::variants::VariantOptions;
 use hashgate::{hash_image, DecodeOptions, HashOptions, ImageHashes, Reduction};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::lines::HashLine;
+use crate::lines::{print_lines, HashLine};
 
 #[derive(Debug, Args)]
 pub struct HashArgs {
@@ -94,24 +93,8 @@ pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
             hash_image(&bytes, &options).map_err(|e| e.to_string())
         })
         .collect();
-    let mut failures = 0usize;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    for (name, result) in names.iter().zip(results) {
-        let line = match result {
-            Ok(hashes) => Line::Hashed(HashLine::new(name, &hashes)),
-            Err(error) => {
-                failures += 1;
-                Line::Failed { file: name, error }
-            }
-        };
-        serde_json::to_writer(&mut out, &line).context("writing output")?;
-        out.write_all(b"\n").context("writing output")?;
-    }
-    out.flush().context("writing output")?;
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    print_lines(names.iter().zip(results).map(|(name, result)| match result {
+        Ok(hashes) => (Line::Hashed(HashLine::new(name, &hashes)), false),
+        Err(error) => (Line::Failed { file: name, error }, true),
+    }))
 }

@@ -5,10 +5,29 @@
 //! HTTP gives byte for byte the JSON the command line prints for it, and a
 //! scan line carries the same fields as both.
 
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
 use hashgate::index::{Match, MatchedBy};
 use hashgate::variants::VariantHash;
 use hashgate::{HashError, ImageHashes};
 use serde::Serialize;
+
+/// Prints one JSON line per `(line, failed)` on standard output, in order,
+/// and gives the exit status: failure when any line is a failure.
+pub fn print_lines<T: Serialize>(lines: impl IntoIterator<Item = (T, bool)>) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut failures = 0usize;
+    for (line, failed) in lines {
+        failures += usize::from(failed);
+        serde_json::to_writer(&mut out, &line).context("writing output")?;
+        out.write_all(b"\n").context("writing output")?;
+    }
+    out.flush().context("writing output")?;
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
 
 /// The hashes of one image: a `hashgate hash` line, the `/v1/hash` body.
 #[derive(Debug, Serialize)]

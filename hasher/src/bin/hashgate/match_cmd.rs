@@ -4,17 +4,15 @@
 //! worker runs against Workers KV.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use hashgate::index::{Query, QueryPlan, TypedHash};
 use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
 use crate::index_store::RecordReader;
-use crate::lines::{MatchLine, MatchOutput};
+use crate::lines::{print_lines, MatchLine, MatchOutput};
 use crate::matching::{MatchFlags, MatchSettings};
 
 #[derive(Debug, Args)]
@@ -99,36 +97,22 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let values = read_values(&args.index, &wanted)?;
 
-    let mut failures = 0usize;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    for (index, ((name, _), plan)) in queries.into_iter().zip(plans).enumerate() {
+    print_lines(queries.into_iter().zip(plans).enumerate().map(|(index, ((name, _), plan))| {
         let resolved = plan.and_then(|plan| {
             plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))
                 .map_err(|e| e.to_string())
         });
-        let line = match resolved {
-            Ok(matches) => MatchOutput::Matched {
-                query: name,
-                matches: match images.get(index) {
+        match resolved {
+            Ok(matches) => {
+                let matches = match images.get(index) {
                     Some(Some(hashes)) => MatchLine::for_image(hashes, matches),
                     _ => matches.into_iter().map(MatchLine::from).collect(),
-                },
-            },
-            Err(error) => {
-                failures += 1;
-                MatchOutput::Failed { query: name, error }
+                };
+                (MatchOutput::Matched { query: name, matches }, false)
             }
-        };
-        serde_json::to_writer(&mut out, &line).context("writing output")?;
-        out.write_all(b"\n").context("writing output")?;
-    }
-    out.flush().context("writing output")?;
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+            Err(error) => (MatchOutput::Failed { query: name, error }, true),
+        }
+    }))
 }
 
 /// One pass over the local index file, keeping the values of `wanted` keys.
