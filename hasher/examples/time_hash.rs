@@ -10,7 +10,10 @@ use hashgate::{hash_image, DecodeOptions, HashOptions, Reduction};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(path), Some(iterations)) = (args.get(1), args.get(2).and_then(|n| n.parse::<usize>().ok())) else {
+    let (Some(path), Some(iterations)) = (
+        args.get(1),
+        args.get(2).and_then(|n| n.parse::<usize>().ok()),
+    ) else {
         eprintln!("usage: time_hash FILE ITERATIONS [full|reduced]");
         std::process::exit(2);
     };
@@ -26,7 +29,10 @@ fn main() {
         }
     };
     let options = HashOptions {
-        decode: DecodeOptions { reduction, ..DecodeOptions::default() },
+        decode: DecodeOptions {
+            reduction,
+            ..DecodeOptions::default()
+        },
         ..HashOptions::default()
     };
     if std::env::var_os("TIME_STAGES").is_some() {
@@ -83,7 +89,9 @@ fn time_stages(bytes: &[u8], options: &HashOptions, iterations: usize) {
     let (mut decode, mut pdq, mut digests) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations.max(1) {
         let mut decoded = None;
-        decode.push(time(&mut || decoded = hashgate::decode::decode(bytes, &options.decode).ok()));
+        decode.push(time(&mut || {
+            decoded = hashgate::decode::decode(bytes, &options.decode).ok()
+        }));
         let Some(decoded) = decoded else { return };
         let (w, h) = (decoded.luma.width, decoded.luma.height);
         pdq.push(time(&mut || {
@@ -96,5 +104,10 @@ fn time_stages(bytes: &[u8], options: &HashOptions, iterations: usize) {
             eprintln!("decoded luma {w}x{h}");
         }
     }
-    eprintln!("decode {:.2} ms, pdq {:.2} ms, digests {:.2} ms", median(decode), median(pdq), median(digests));
+    eprintln!(
+        "decode {:.2} ms, pdq {:.2} ms, digests {:.2} ms",
+        median(decode),
+        median(pdq),
+        median(digests)
+    );
 }

@@ -40,7 +40,10 @@ mod tests {
     fn digests_of_known_inputs() {
         let empty = ExactDigests::of(b"");
         assert_eq!(empty.md5.to_string(), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(empty.sha1.to_string(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            empty.sha1.to_string(),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
         assert_eq!(
             empty.sha256.to_string(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

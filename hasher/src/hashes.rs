@@ -235,7 +235,9 @@ impl FromStr for HashKind {
         HashKind::ALL
             .into_iter()
             .find(|kind| kind.name().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("unknown hash type {text:?} (expected pdq, md5, sha1, sha256 or vec72)"))
+            .ok_or_else(|| {
+                format!("unknown hash type {text:?} (expected pdq, md5, sha1, sha256 or vec72)")
+            })
     }
 }
 
@@ -276,13 +278,18 @@ mod tests {
     fn parse_rejects_wrong_length_and_non_hex() {
         assert_eq!(
             "abc".parse::<Md5Digest>(),
-            Err(ParseHashError::WrongLength { expected: 32, found: 3 })
+            Err(ParseHashError::WrongLength {
+                expected: 32,
+                found: 3
+            })
         );
         assert!(matches!(
             "zz".repeat(16).parse::<Md5Digest>(),
             Err(ParseHashError::NotHex(_))
         ));
-        let upper = "D41D8CD98F00B204E9800998ECF8427E".parse::<Md5Digest>().unwrap();
+        let upper = "D41D8CD98F00B204E9800998ECF8427E"
+            .parse::<Md5Digest>()
+            .unwrap();
         assert_eq!(upper.to_string(), "d41d8cd98f00b204e9800998ecf8427e");
     }
 

@@ -48,7 +48,11 @@ impl ImageHashes {
     pub fn query_pdq(&self) -> Vec<(Variant, PdqHash)> {
         let mut out = vec![(Variant::Original, self.pdq)];
         let dihedral = self.dihedral.iter().flat_map(|all| {
-            crate::pdq::Dihedral::ALL.into_iter().zip(all.iter().copied()).skip(1).map(|(d, h)| (Variant::Derived(d), h))
+            crate::pdq::Dihedral::ALL
+                .into_iter()
+                .zip(all.iter().copied())
+                .skip(1)
+                .map(|(d, h)| (Variant::Derived(d), h))
         });
         let extra = self.variants.iter().map(|v| (v.variant, v.pdq));
         for (variant, hash) in dihedral.chain(extra) {

@@ -74,7 +74,11 @@ impl Limits {
         } else {
             return Ok(());
         };
-        Err(HashError::DimensionsTooLarge { width, height, reason })
+        Err(HashError::DimensionsTooLarge {
+            width,
+            height,
+            reason,
+        })
     }
 }
 
@@ -88,13 +92,26 @@ mod tests {
         assert!(limits.check_dimensions(4000, 3000).is_ok());
         assert_eq!(
             limits.check_dimensions(50_000, 50_000),
-            Err(HashError::DimensionsTooLarge { width: 50_000, height: 50_000, reason: "width" })
+            Err(HashError::DimensionsTooLarge {
+                width: 50_000,
+                height: 50_000,
+                reason: "width"
+            })
         );
         assert!(matches!(
             limits.check_dimensions(15_000, 15_000),
-            Err(HashError::DimensionsTooLarge { reason: "total pixels", .. })
+            Err(HashError::DimensionsTooLarge {
+                reason: "total pixels",
+                ..
+            })
         ));
-        assert_eq!(limits.check_dimensions(0, 10), Err(HashError::NoPixels { width: 0, height: 10 }));
+        assert_eq!(
+            limits.check_dimensions(0, 10),
+            Err(HashError::NoPixels {
+                width: 0,
+                height: 10
+            })
+        );
         assert!(limits.check_input(limits.max_input_bytes + 1).is_err());
     }
 }

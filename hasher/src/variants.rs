@@ -115,11 +115,20 @@ pub fn transform(image: &LumaImage, d: Dihedral) -> LumaImage {
 /// The extra query hashes of an image whose own PDQ is `primary`, computed
 /// from its luma (as decoded, possibly reduced: `full` says from what).
 /// Duplicates of hashes already in the set are dropped.
-pub fn variant_hashes(luma: &LumaImage, full: FullScale, primary: &PdqOutput, options: VariantOptions) -> Vec<VariantHash> {
+pub fn variant_hashes(
+    luma: &LumaImage,
+    full: FullScale,
+    primary: &PdqOutput,
+    options: VariantOptions,
+) -> Vec<VariantHash> {
     let mut out: Vec<VariantHash> = Vec::new();
     let push = |out: &mut Vec<VariantHash>, variant, pdq: PdqHash, quality| {
         if pdq != primary.hash && !out.iter().any(|v| v.pdq == pdq) {
-            out.push(VariantHash { variant, pdq, quality });
+            out.push(VariantHash {
+                variant,
+                pdq,
+                quality,
+            });
         }
     };
     if primary.dct().is_none() {
@@ -144,8 +153,15 @@ pub fn variant_hashes(luma: &LumaImage, full: FullScale, primary: &PdqOutput, op
     if options.pixel_orientations {
         for d in Dihedral::ALL.into_iter().skip(1) {
             let turned = transform(luma, d);
-            let transposes = matches!(d, Dihedral::Rot90 | Dihedral::Rot270 | Dihedral::FlipP | Dihedral::FlipM);
-            let (width, height) = if transposes { (full.height, full.width) } else { (full.width, full.height) };
+            let transposes = matches!(
+                d,
+                Dihedral::Rot90 | Dihedral::Rot270 | Dihedral::FlipP | Dihedral::FlipM
+            );
+            let (width, height) = if transposes {
+                (full.height, full.width)
+            } else {
+                (full.width, full.height)
+            };
             let output = projected(turned, width, height);
             push(&mut out, Variant::Pixels(d), output.hash, output.quality);
         }
@@ -153,8 +169,17 @@ pub fn variant_hashes(luma: &LumaImage, full: FullScale, primary: &PdqOutput, op
     if options.borders {
         for (n, rect) in borders::content_rects(luma).into_iter().enumerate() {
             let (width, height) = (rect.width * full.block, rect.height * full.block);
-            let output = projected(luma.crop(rect), width.min(full.width), height.min(full.height));
-            push(&mut out, Variant::Trimmed(Dihedral::Orig), output.hash, output.quality);
+            let output = projected(
+                luma.crop(rect),
+                width.min(full.width),
+                height.min(full.height),
+            );
+            push(
+                &mut out,
+                Variant::Trimmed(Dihedral::Orig),
+                output.hash,
+                output.quality,
+            );
             // Derived rotations of the first (most likely) region only.
             if options.derived_dihedral && n == 0 {
                 for (d, pdq) in Dihedral::ALL.into_iter().zip(output.dihedral()).skip(1) {
@@ -174,14 +199,26 @@ mod tests {
         let pixels = (0..width * height)
             .map(|i| {
                 let (x, y) = ((i % width) as f32, (i / width) as f32);
-                100.0 + 60.0 * (x / 41.0).sin() * (y / 17.0 + 1.0).cos() + 50.0 * ((3.0 * x + y) / 97.0).sin() + 0.05 * x
+                100.0
+                    + 60.0 * (x / 41.0).sin() * (y / 17.0 + 1.0).cos()
+                    + 50.0 * ((3.0 * x + y) / 97.0).sin()
+                    + 0.05 * x
             })
             .collect();
-        LumaImage { width, height, pixels }
+        LumaImage {
+            width,
+            height,
+            pixels,
+        }
     }
 
     fn full(image: &LumaImage) -> FullScale {
-        FullScale { width: image.width, height: image.height, block: 1, always_project: false }
+        FullScale {
+            width: image.width,
+            height: image.height,
+            block: 1,
+            always_project: false,
+        }
     }
 
     #[test]
@@ -192,7 +229,11 @@ mod tests {
         for (d, expected) in Dihedral::ALL.into_iter().zip(derived).skip(1) {
             let turned = transform(&image, d);
             let pixels = pdq::hash_luma(turned);
-            assert!(pixels.hash.distance(&expected) <= 16, "{d:?}: {}", pixels.hash.distance(&expected));
+            assert!(
+                pixels.hash.distance(&expected) <= 16,
+                "{d:?}: {}",
+                pixels.hash.distance(&expected)
+            );
         }
     }
 
@@ -202,9 +243,16 @@ mod tests {
         let listed = pdq::hash_luma(original.clone()).hash;
         let rotated = original.rotate90_cw();
         let primary = pdq::hash_luma(rotated.clone());
-        assert!(primary.hash.distance(&listed) > 31, "a rotation defeats plain PDQ");
+        assert!(
+            primary.hash.distance(&listed) > 31,
+            "a rotation defeats plain PDQ"
+        );
         let variants = variant_hashes(&rotated, full(&rotated), &primary, VariantOptions::ALL);
-        let best = variants.iter().map(|v| v.pdq.distance(&listed)).min().expect("variants");
+        let best = variants
+            .iter()
+            .map(|v| v.pdq.distance(&listed))
+            .min()
+            .expect("variants");
         assert!(best <= 8, "best variant distance {best}");
     }
 
@@ -216,13 +264,25 @@ mod tests {
         let (w, h) = (300 + 2 * bw, 200 + 2 * bh);
         let mut pixels = vec![255.0f32; w * h];
         for y in 0..200 {
-            pixels[(y + bh) * w + bw..(y + bh) * w + bw + 300].copy_from_slice(&original.pixels[y * 300..(y + 1) * 300]);
+            pixels[(y + bh) * w + bw..(y + bh) * w + bw + 300]
+                .copy_from_slice(&original.pixels[y * 300..(y + 1) * 300]);
         }
-        let framed = LumaImage { width: w, height: h, pixels };
+        let framed = LumaImage {
+            width: w,
+            height: h,
+            pixels,
+        };
         let primary = pdq::hash_luma(framed.clone());
         let variants = variant_hashes(&framed, full(&framed), &primary, VariantOptions::ALL);
-        let trimmed = variants.iter().find(|v| v.variant == Variant::Trimmed(Dihedral::Orig)).expect("trimmed hash");
-        assert!(trimmed.pdq.distance(&listed) <= 16, "trimmed distance {}", trimmed.pdq.distance(&listed));
+        let trimmed = variants
+            .iter()
+            .find(|v| v.variant == Variant::Trimmed(Dihedral::Orig))
+            .expect("trimmed hash");
+        assert!(
+            trimmed.pdq.distance(&listed) <= 16,
+            "trimmed distance {}",
+            trimmed.pdq.distance(&listed)
+        );
         assert!(primary.hash.distance(&listed) > trimmed.pdq.distance(&listed));
     }
 

@@ -41,7 +41,9 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    serde_json::from_str::<Manifest>(MANIFEST).expect("manifest parses").cases
+    serde_json::from_str::<Manifest>(MANIFEST)
+        .expect("manifest parses")
+        .cases
 }
 
 fn bytes_of(file: &str) -> &'static [u8] {
@@ -93,8 +95,17 @@ fn lossy_fixtures_land_near_the_reference() {
             let distance = hashes.pdq.distance(&expected);
             // ThreatExchange's criterion for whole files: within 10 bits
             // when quality >= 80.
-            assert!(distance <= 10, "{} ({reduction:?}): distance {distance}", case.file);
-            assert!(hashes.quality.abs_diff(case.quality) <= 5, "{}: quality {}", case.file, hashes.quality);
+            assert!(
+                distance <= 10,
+                "{} ({reduction:?}): distance {distance}",
+                case.file
+            );
+            assert!(
+                hashes.quality.abs_diff(case.quality) <= 5,
+                "{}: quality {}",
+                case.file,
+                hashes.quality
+            );
         }
     }
 }
@@ -102,8 +113,14 @@ fn lossy_fixtures_land_near_the_reference() {
 #[test]
 fn dimensions_and_digests_match_the_manifest() {
     for case in cases().iter().filter(|c| c.error.is_none()) {
-        let hashes = hash_image(bytes_of(&case.file), &options(Reduction::DEFAULT)).expect("hashes");
-        assert_eq!((hashes.width, hashes.height), (case.width, case.height), "{}", case.file);
+        let hashes =
+            hash_image(bytes_of(&case.file), &options(Reduction::DEFAULT)).expect("hashes");
+        assert_eq!(
+            (hashes.width, hashes.height),
+            (case.width, case.height),
+            "{}",
+            case.file
+        );
         assert_eq!(hashes.md5.to_string(), case.md5, "{}", case.file);
         assert_eq!(hashes.sha1.to_string(), case.sha1, "{}", case.file);
         assert_eq!(hashes.sha256.to_string(), case.sha256, "{}", case.file);
@@ -137,6 +154,9 @@ fn truncated_images_are_never_hashed_as_clean() {
     }
     let png = bytes_of("exact/chelsea.png");
     for cut in (8..png.len()).step_by(png.len() / 29) {
-        assert!(hash_image(&png[..cut], &options(Reduction::DEFAULT)).is_err(), "PNG cut at {cut} hashed");
+        assert!(
+            hash_image(&png[..cut], &options(Reduction::DEFAULT)).is_err(),
+            "PNG cut at {cut} hashed"
+        );
     }
 }

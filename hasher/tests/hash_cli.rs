@@ -8,21 +8,37 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
 }
 
 fn manifest_case(file: &str) -> Value {
-    let manifest: Value = serde_json::from_str(include_str!("../../fixtures/manifest.json")).expect("manifest");
-    manifest["cases"].as_array().expect("cases").iter().find(|c| c["file"] == file).cloned().expect("case")
+    let manifest: Value =
+        serde_json::from_str(include_str!("../../fixtures/manifest.json")).expect("manifest");
+    manifest["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["file"] == file)
+        .cloned()
+        .expect("case")
 }
 
 fn lines(output: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(output).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    String::from_utf8_lossy(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 #[test]
 fn prints_one_json_line_per_file_in_order() {
-    let files = ["exact/chelsea.png", "formats/coffee.gif", "exact/rocket.png"];
+    let files = [
+        "exact/chelsea.png",
+        "formats/coffee.gif",
+        "exact/rocket.png",
+    ];
     let output = Command::new(env!("CARGO_BIN_EXE_hashgate"))
         .arg("hash")
         .args(files.iter().map(|f| fixture(f)))
@@ -53,9 +69,18 @@ fn failing_files_get_an_error_line_and_a_failure_status() {
     assert_eq!(output.status.code(), Some(1));
     let lines = lines(&output.stdout);
     assert_eq!(lines.len(), 3);
-    assert!(lines[0]["error"].as_str().expect("error").contains("50000x50000"));
-    assert_eq!(lines[1]["sha256"], manifest_case("photos/chelsea.jpg")["sha256"]);
-    assert!(lines[2]["error"].as_str().expect("error").contains("cannot read"));
+    assert!(lines[0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("50000x50000"));
+    assert_eq!(
+        lines[1]["sha256"],
+        manifest_case("photos/chelsea.jpg")["sha256"]
+    );
+    assert!(lines[2]["error"]
+        .as_str()
+        .expect("error")
+        .contains("cannot read"));
 }
 
 #[test]
@@ -67,7 +92,12 @@ fn reads_standard_input_and_prints_dihedral_hashes() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("runs");
-    child.stdin.take().expect("stdin").write_all(&bytes).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("write");
     let output = child.wait_with_output().expect("output");
     assert!(output.status.success());
     let line = &lines(&output.stdout)[0];

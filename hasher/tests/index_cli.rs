@@ -220,12 +220,24 @@ fn match_image_files_with_and_without_dihedral() {
     // labelled with the variant that found it.
     let whole_set = hashgate(&["match", "--index", arg(&out), arg(&image_path)]);
     assert!(whole_set.status.success(), "{}", stderr(&whole_set));
-    let matches = json_lines(&whole_set)[0]["matches"].as_array().unwrap().clone();
-    let rotated_match = matches.iter().find(|m| m["id"] == "rotated-copy").expect("rotated copy found");
+    let matches = json_lines(&whole_set)[0]["matches"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let rotated_match = matches
+        .iter()
+        .find(|m| m["id"] == "rotated-copy")
+        .expect("rotated copy found");
     assert_eq!(rotated_match["variant"], "rot90");
     assert_eq!(rotated_match["distance"], 0);
 
-    let plain = hashgate(&["match", "--index", arg(&out), "--no-variants", arg(&image_path)]);
+    let plain = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        "--no-variants",
+        arg(&image_path),
+    ]);
     assert!(plain.status.success(), "{}", stderr(&plain));
     let ids: Vec<Value> = json_lines(&plain)[0]["matches"]
         .as_array()

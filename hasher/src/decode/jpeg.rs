@@ -69,8 +69,18 @@ impl Frame {
         if !self.is_progressive() {
             return 0;
         }
-        let h_max = self.sampling.iter().map(|s| u64::from(s.0.max(1))).max().unwrap_or(1);
-        let v_max = self.sampling.iter().map(|s| u64::from(s.1.max(1))).max().unwrap_or(1);
+        let h_max = self
+            .sampling
+            .iter()
+            .map(|s| u64::from(s.0.max(1)))
+            .max()
+            .unwrap_or(1);
+        let v_max = self
+            .sampling
+            .iter()
+            .map(|s| u64::from(s.1.max(1)))
+            .max()
+            .unwrap_or(1);
         let (mcu_w, mcu_h) = (width.div_ceil(8 * h_max), height.div_ceil(8 * v_max));
         self.sampling
             .iter()
@@ -137,26 +147,41 @@ fn to_8_bit(pixels: &[u8], precision: u8) -> Vec<u8> {
 }
 
 /// Decodes a JPEG to luma, honouring `limits` and `reduction`.
-pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bool) -> Result<DecodedImage, HashError> {
+pub fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    reduction: Reduction,
+    want_exif: bool,
+) -> Result<DecodedImage, HashError> {
     let mut decoder = Decoder::new(bytes);
     decoder.read_info().map_err(map_error)?;
     // read_info has checked the frame header (1, 3 or 4 components,
     // sampling factors 1 to 4); what it does not expose is read again here.
     let frame = frame(bytes).ok_or_else(|| HashError::Malformed("no JPEG frame header".into()))?;
-    let info = decoder.info().ok_or_else(|| HashError::Malformed("no JPEG frame header".into()))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| HashError::Malformed("no JPEG frame header".into()))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     limits.check_dimensions(width, height)?;
     if frame.full_resolution_bytes() > limits.max_alloc as u64 {
-        return Err(HashError::MemoryLimit { limit: limits.max_alloc });
+        return Err(HashError::MemoryLimit {
+            limit: limits.max_alloc,
+        });
     }
     let exif_orientation = if want_exif {
-        decoder.exif_data().and_then(image::metadata::Orientation::from_exif_chunk)
+        decoder
+            .exif_data()
+            .and_then(image::metadata::Orientation::from_exif_chunk)
     } else {
         None
     };
 
     // Lossless frames have no DCT to scale.
-    let block = if frame.is_lossless() { 1 } else { reduction.block_size(width, height) };
+    let block = if frame.is_lossless() {
+        1
+    } else {
+        reduction.block_size(width, height)
+    };
     let eighths = 8 / block;
     let (out_w, out_h) = if eighths == 8 {
         (info.width, info.height)
@@ -171,15 +196,23 @@ pub fn decode(bytes: &[u8], limits: &Limits, reduction: Reduction, want_exif: bo
     let wide = frame.is_lossless() && frame.precision != 8;
     let needed = out_w * out_h * components * if wide { 2 } else { 1 };
     if needed > limits.max_alloc {
-        return Err(HashError::MemoryLimit { limit: limits.max_alloc });
+        return Err(HashError::MemoryLimit {
+            limit: limits.max_alloc,
+        });
     }
     decoder.set_max_decoding_buffer_size(limits.max_alloc);
     let pixels = decoder.decode().map_err(map_error)?;
     if pixels.len() < needed {
-        return Err(HashError::Truncated("JPEG decoded fewer pixels than declared".into()));
+        return Err(HashError::Truncated(
+            "JPEG decoded fewer pixels than declared".into(),
+        ));
     }
 
-    let pixels = if wide { to_8_bit(&pixels, frame.precision) } else { pixels };
+    let pixels = if wide {
+        to_8_bit(&pixels, frame.precision)
+    } else {
+        pixels
+    };
     let luma = match info.pixel_format {
         PixelFormat::RGB24 => LumaImage::from_interleaved(&pixels, out_w, out_h, 3),
         PixelFormat::L8 | PixelFormat::L16 => LumaImage::from_grey(&pixels, out_w, out_h, 1),

@@ -95,9 +95,12 @@ impl DecodedImage {
     /// orientation turns the image by 90 degrees.
     pub fn display_dimensions(&self) -> (u32, u32) {
         match self.exif_orientation {
-            Some(Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH) => {
-                (self.height, self.width)
-            }
+            Some(
+                Orientation::Rotate90
+                | Orientation::Rotate270
+                | Orientation::Rotate90FlipH
+                | Orientation::Rotate270FlipH,
+            ) => (self.height, self.width),
             _ => (self.width, self.height),
         }
     }
@@ -127,11 +130,24 @@ pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<DecodedImage, Has
     // format, and refuse bombs before any decoder is set up.
     if let Ok(size) = imagesize::blob_size(bytes) {
         let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-        options.limits.check_dimensions(clamp(size.width), clamp(size.height))?;
+        options
+            .limits
+            .check_dimensions(clamp(size.width), clamp(size.height))?;
     }
     let mut decoded = match format {
-        ImageFormat::Jpeg => jpeg::decode(bytes, &options.limits, options.reduction, options.apply_exif)?,
-        _ => other::decode(bytes, format, &options.limits, options.reduction, options.apply_exif)?,
+        ImageFormat::Jpeg => jpeg::decode(
+            bytes,
+            &options.limits,
+            options.reduction,
+            options.apply_exif,
+        )?,
+        _ => other::decode(
+            bytes,
+            format,
+            &options.limits,
+            options.reduction,
+            options.apply_exif,
+        )?,
     };
     if let Some(orientation) = decoded.exif_orientation {
         decoded.luma = orient(&decoded.luma, orientation);

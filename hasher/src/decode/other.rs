@@ -28,14 +28,19 @@ fn image_format(format: ImageFormat) -> image::ImageFormat {
 
 fn map_error(error: ImageError, limits: &Limits) -> HashError {
     match error {
-        ImageError::Limits(_) => HashError::MemoryLimit { limit: limits.max_alloc },
+        ImageError::Limits(_) => HashError::MemoryLimit {
+            limit: limits.max_alloc,
+        },
         ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             HashError::Truncated("image data ends early".into())
         }
         ImageError::Unsupported(e) => HashError::Malformed(format!("unsupported: {e}")),
         other => {
             let text = other.to_string();
-            if text.to_ascii_lowercase().contains("eof") || text.contains("end of") || text.contains("truncat") {
+            if text.to_ascii_lowercase().contains("eof")
+                || text.contains("end of")
+                || text.contains("truncat")
+            {
                 HashError::Truncated(text)
             } else {
                 HashError::Malformed(text)
@@ -49,7 +54,13 @@ fn map_error(error: ImageError, limits: &Limits) -> HashError {
 const FULL_LUMA_MAX_PIXELS: u64 = 4_000_000;
 
 /// Decodes a non-JPEG image to luma.
-pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Reduction, want_exif: bool) -> Result<DecodedImage, HashError> {
+pub fn decode(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &Limits,
+    reduction: Reduction,
+    want_exif: bool,
+) -> Result<DecodedImage, HashError> {
     let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut decoder = reader.into_decoder().map_err(|e| map_error(e, limits))?;
     let (width, height) = decoder.dimensions();
@@ -58,12 +69,19 @@ pub fn decode(bytes: &[u8], format: ImageFormat, limits: &Limits, reduction: Red
     decoder_limits.max_image_width = Some(limits.max_width);
     decoder_limits.max_image_height = Some(limits.max_height);
     decoder_limits.max_alloc = Some(limits.max_alloc as u64);
-    decoder.set_limits(decoder_limits).map_err(|e| map_error(e, limits))?;
+    decoder
+        .set_limits(decoder_limits)
+        .map_err(|e| map_error(e, limits))?;
     if decoder.total_bytes() > limits.max_alloc as u64 {
-        return Err(HashError::MemoryLimit { limit: limits.max_alloc });
+        return Err(HashError::MemoryLimit {
+            limit: limits.max_alloc,
+        });
     }
     let exif_orientation = if want_exif {
-        decoder.orientation().ok().filter(|o| *o != image::metadata::Orientation::NoTransforms)
+        decoder
+            .orientation()
+            .ok()
+            .filter(|o| *o != image::metadata::Orientation::NoTransforms)
     } else {
         None
     };

@@ -57,11 +57,20 @@ mod tests {
 
     #[test]
     fn recognises_magic_numbers() {
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]), Some(ImageFormat::Jpeg));
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some(ImageFormat::Png));
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Some(ImageFormat::Png)
+        );
         assert_eq!(sniff(b"GIF89a\x01\x00"), Some(ImageFormat::Gif));
         assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 "), Some(ImageFormat::WebP));
-        assert_eq!(sniff(b"BM\x36\0\0\0\0\0\0\0\x36\0\0\0"), Some(ImageFormat::Bmp));
+        assert_eq!(
+            sniff(b"BM\x36\0\0\0\0\0\0\0\x36\0\0\0"),
+            Some(ImageFormat::Bmp)
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl Query {
     pub fn for_image(hashes: &ImageHashes, pdq_threshold: u32, lists: ListFilter) -> Self {
         // The image's own hash first, then its dihedral and other variants
         // (`ImageHashes::query_pdq` labels them in the same order).
-        let pdq = hashes.query_pdq().into_iter().map(|(_, hash)| hash).collect();
+        let pdq = hashes
+            .query_pdq()
+            .into_iter()
+            .map(|(_, hash)| hash)
+            .collect();
         Query {
             pdq,
             pdq_threshold,

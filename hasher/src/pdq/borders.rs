@@ -77,7 +77,10 @@ pub fn content_rects(image: &LumaImage) -> Vec<Rect> {
         ([top, bottom, left, right], 0),
         ([least_px; 4], 1),
         {
-            let (v, hz) = ((least_share * h as f32) as usize, (least_share * w as f32) as usize);
+            let (v, hz) = (
+                (least_share * h as f32) as usize,
+                (least_share * w as f32) as usize,
+            );
             ([v, v, hz, hz], 1)
         },
     ];
@@ -113,7 +116,12 @@ fn border_depths(image: &LumaImage) -> Option<[usize; 4]> {
 }
 
 /// The region inside bands of the given depths, if it keeps enough.
-fn rect_inside(w: usize, h: usize, [top, bottom, left, right]: [usize; 4], blend: usize) -> Option<Rect> {
+fn rect_inside(
+    w: usize,
+    h: usize,
+    [top, bottom, left, right]: [usize; 4],
+    blend: usize,
+) -> Option<Rect> {
     // The line where border meets picture is often a blend of both (JPEG
     // ringing, scaled decoding): `blend` more lines are cut where there is
     // a border.
@@ -122,7 +130,14 @@ fn rect_inside(w: usize, h: usize, [top, bottom, left, right]: [usize; 4], blend
     let width = w.checked_sub(left + right)?;
     let height = h.checked_sub(top + bottom)?;
     let keeps_enough = |kept: usize, all: usize| kept as f32 >= MIN_CONTENT_SHARE * all as f32;
-    (keeps_enough(width, w) && keeps_enough(height, h) && (width, height) != (w, h)).then_some(Rect { x: left, y: top, width, height })
+    (keeps_enough(width, w) && keeps_enough(height, h) && (width, height) != (w, h)).then_some(
+        Rect {
+            x: left,
+            y: top,
+            width,
+            height,
+        },
+    )
 }
 
 impl LumaImage {
@@ -152,10 +167,21 @@ mod tests {
                 128.0 + 50.0 * (x / 7.0).sin() + 40.0 * (y / 5.0).cos()
             })
             .collect();
-        LumaImage { width, height, pixels }
+        LumaImage {
+            width,
+            height,
+            pixels,
+        }
     }
 
-    fn framed(inner: &LumaImage, left: usize, top: usize, right: usize, bottom: usize, level: f32) -> LumaImage {
+    fn framed(
+        inner: &LumaImage,
+        left: usize,
+        top: usize,
+        right: usize,
+        bottom: usize,
+        level: f32,
+    ) -> LumaImage {
         let (w, h) = (inner.width + left + right, inner.height + top + bottom);
         let mut pixels = vec![level; w * h];
         for y in 0..inner.height {
@@ -163,18 +189,29 @@ mod tests {
                 pixels[(y + top) * w + x + left] = inner.pixels[y * inner.width + x];
             }
         }
-        LumaImage { width: w, height: h, pixels }
+        LumaImage {
+            width: w,
+            height: h,
+            pixels,
+        }
     }
 
     #[test]
     fn finds_borders_of_any_level_and_side() {
         let inner = textured(200, 150);
-        for (l, t, r, b, level) in [(10, 10, 10, 10, 255.0), (0, 30, 0, 30, 0.0), (25, 0, 0, 0, 90.0)] {
+        for (l, t, r, b, level) in [
+            (10, 10, 10, 10, 255.0),
+            (0, 30, 0, 30, 0.0),
+            (25, 0, 0, 0, 90.0),
+        ] {
             let rect = content_rect(&framed(&inner, l, t, r, b, level)).expect("border found");
             // Everything inside is content; at most one extra line is cut.
             assert!(rect.x >= l && rect.x <= l + 1, "{rect:?}");
             assert!(rect.y >= t && rect.y <= t + 1, "{rect:?}");
-            assert!(rect.width + 2 >= inner.width && rect.height + 2 >= inner.height, "{rect:?}");
+            assert!(
+                rect.width + 2 >= inner.width && rect.height + 2 >= inner.height,
+                "{rect:?}"
+            );
         }
     }
 
@@ -182,13 +219,20 @@ mod tests {
     fn leaves_images_without_borders_alone() {
         assert_eq!(content_rect(&textured(200, 150)), None);
         // Flat everywhere (a wall): nothing to trim.
-        let flat = LumaImage { width: 100, height: 100, pixels: vec![240.0; 10_000] };
+        let flat = LumaImage {
+            width: 100,
+            height: 100,
+            pixels: vec![240.0; 10_000],
+        };
         assert_eq!(content_rect(&flat), None);
     }
 
     #[test]
     fn refuses_to_cut_most_of_the_image() {
         let inner = textured(20, 20);
-        assert_eq!(content_rect(&framed(&inner, 100, 100, 100, 100, 255.0)), None);
+        assert_eq!(
+            content_rect(&framed(&inner, 100, 100, 100, 100, 255.0)),
+            None
+        );
     }
 }

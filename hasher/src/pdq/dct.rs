@@ -16,7 +16,8 @@ fn dct_matrix() -> &'static [[f32; 64]; 16] {
         let mut matrix = [[0f32; 64]; 16];
         for (i, row) in matrix.iter_mut().enumerate() {
             for (j, value) in row.iter_mut().enumerate() {
-                let angle = (core::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
+                let angle =
+                    (core::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
                 *value = (scale as f64 * angle.cos()) as f32;
             }
         }
@@ -65,7 +66,8 @@ mod tests {
     fn separable_cosine_lands_in_its_coefficient() {
         // cos(frequency 1) down the rows times cos(frequency 3) along the
         // columns puts all energy at [0][2] (index = frequency - 1).
-        let basis = |k: f64, x: usize| (core::f64::consts::PI / 128.0 * k * (2 * x + 1) as f64).cos();
+        let basis =
+            |k: f64, x: usize| (core::f64::consts::PI / 128.0 * k * (2 * x + 1) as f64).cos();
         let mut image = [[0f32; 64]; 64];
         for (i, row) in image.iter_mut().enumerate() {
             for (j, v) in row.iter_mut().enumerate() {

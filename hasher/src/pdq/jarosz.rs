@@ -33,7 +33,14 @@ pub fn sample_positions(old: usize, new: usize) -> Vec<usize> {
 /// signals stored interleaved (`input[t * lanes + lane]`). With `lanes == 1`
 /// this is `box1DFloat` on one vector; with `lanes == width` on a row-major
 /// image it is `boxAlongColsFloat`, lane by lane identical.
-fn box_filter_lanes(input: &[f32], output: &mut [f32], len: usize, lanes: usize, window: usize, sums: &mut Vec<f32>) {
+fn box_filter_lanes(
+    input: &[f32],
+    output: &mut [f32],
+    len: usize,
+    lanes: usize,
+    window: usize,
+    sums: &mut Vec<f32>,
+) {
     let half = (window + 2) / 2;
     let phase1 = half - 1;
     let phase2 = window - half + 1;
@@ -123,7 +130,14 @@ impl RowPass {
             }
         }
         let n = width * lanes;
-        box_filter_lanes(&self.interleaved[..n], &mut self.filtered[..n], width, lanes, self.window, sums);
+        box_filter_lanes(
+            &self.interleaved[..n],
+            &mut self.filtered[..n],
+            width,
+            lanes,
+            self.window,
+            sums,
+        );
         for r in 0..lanes {
             for (x, out) in self.row.iter_mut().enumerate() {
                 *out = self.filtered[x * lanes + r];
@@ -145,14 +159,24 @@ pub fn blur_and_decimate(luma: &mut [f32], width: usize, height: usize) -> [[f32
     // Round 1: rows (luma -> scratch), then columns (scratch -> luma).
     let mut scratch = vec![0f32; width * height];
     let mut rows_pass = RowPass::new(width, row_window);
-    for (src, dst) in luma.chunks(width * ROW_GROUP).zip(scratch.chunks_mut(width * ROW_GROUP)) {
-        rows_pass.run(src, |r, filtered| dst[r * width..(r + 1) * width].copy_from_slice(filtered), &mut sums);
+    for (src, dst) in luma
+        .chunks(width * ROW_GROUP)
+        .zip(scratch.chunks_mut(width * ROW_GROUP))
+    {
+        rows_pass.run(
+            src,
+            |r, filtered| dst[r * width..(r + 1) * width].copy_from_slice(filtered),
+            &mut sums,
+        );
     }
     box_filter_lanes(&scratch, luma, height, width, col_window, &mut sums);
 
     // Round 2: rows, keeping the 64 sampled columns; then those columns.
     scratch.resize(height * 64, 0.0);
-    for (src, kept) in luma.chunks(width * ROW_GROUP).zip(scratch.chunks_mut(64 * ROW_GROUP)) {
+    for (src, kept) in luma
+        .chunks(width * ROW_GROUP)
+        .zip(scratch.chunks_mut(64 * ROW_GROUP))
+    {
         rows_pass.run(
             src,
             |r, filtered| {
@@ -164,7 +188,14 @@ pub fn blur_and_decimate(luma: &mut [f32], width: usize, height: usize) -> [[f32
         );
     }
     let mut columns_out = vec![0f32; height * 64];
-    box_filter_lanes(&scratch, &mut columns_out, height, 64, col_window, &mut sums);
+    box_filter_lanes(
+        &scratch,
+        &mut columns_out,
+        height,
+        64,
+        col_window,
+        &mut sums,
+    );
 
     let mut out = [[0f32; 64]; 64];
     for (out_row, &r) in out.iter_mut().zip(&rows) {
@@ -176,7 +207,14 @@ pub fn blur_and_decimate(luma: &mut [f32], width: usize, height: usize) -> [[f32
 /// The reference algorithm, step by step, on whole buffers. Slow; the test
 /// oracle for [`blur_and_decimate`].
 pub fn reference_blur_and_decimate(luma: &[f32], width: usize, height: usize) -> [[f32; 64]; 64] {
-    fn box1d(input: &[f32], output: &mut [f32], start: usize, len: usize, stride: usize, window: usize) {
+    fn box1d(
+        input: &[f32],
+        output: &mut [f32],
+        start: usize,
+        len: usize,
+        stride: usize,
+        window: usize,
+    ) {
         let half = (window + 2) / 2;
         let (mut li, mut ri, mut oi) = (start, start, start);
         let mut sum = 0f32;
@@ -256,14 +294,27 @@ mod tests {
 
     #[test]
     fn fast_path_is_bit_identical_to_reference() {
-        for &(w, h) in &[(5, 5), (64, 64), (100, 37), (257, 300), (640, 480), (1000, 130), (31, 17), (9, 1001)] {
+        for &(w, h) in &[
+            (5, 5),
+            (64, 64),
+            (100, 37),
+            (257, 300),
+            (640, 480),
+            (1000, 130),
+            (31, 17),
+            (9, 1001),
+        ] {
             let image = noise_image(w, h, (w * 31 + h) as u32);
             let expected = reference_blur_and_decimate(&image, w, h);
             let mut scratch = image.clone();
             let got = blur_and_decimate(&mut scratch, w, h);
             for i in 0..64 {
                 for j in 0..64 {
-                    assert_eq!(got[i][j].to_bits(), expected[i][j].to_bits(), "{w}x{h} at [{i}][{j}]");
+                    assert_eq!(
+                        got[i][j].to_bits(),
+                        expected[i][j].to_bits(),
+                        "{w}x{h} at [{i}][{j}]"
+                    );
                 }
             }
         }

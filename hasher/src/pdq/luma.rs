@@ -114,7 +114,12 @@ mod tests {
 /// Pixel-space geometry, used to apply EXIF orientation and to hash
 /// rotated or mirrored copies for real.
 impl LumaImage {
-    fn remap(&self, width: usize, height: usize, source: impl Fn(usize, usize) -> (usize, usize)) -> LumaImage {
+    fn remap(
+        &self,
+        width: usize,
+        height: usize,
+        source: impl Fn(usize, usize) -> (usize, usize),
+    ) -> LumaImage {
         let mut pixels = Vec::with_capacity(width * height);
         for y in 0..height {
             for x in 0..width {
@@ -122,7 +127,11 @@ impl LumaImage {
                 pixels.push(self.pixels[sy * self.width + sx]);
             }
         }
-        LumaImage { width, height, pixels }
+        LumaImage {
+            width,
+            height,
+            pixels,
+        }
     }
 
     /// Rotated 90 degrees clockwise.
@@ -173,18 +182,43 @@ mod geometry_tests {
 
     fn sample() -> LumaImage {
         // 3 wide, 2 high:  0 1 2 / 3 4 5
-        LumaImage { width: 3, height: 2, pixels: (0..6).map(|v| v as f32).collect() }
+        LumaImage {
+            width: 3,
+            height: 2,
+            pixels: (0..6).map(|v| v as f32).collect(),
+        }
     }
 
     #[test]
     fn rotations_and_flips() {
-        assert_eq!(sample().rotate90_cw().pixels, vec![3.0, 0.0, 4.0, 1.0, 5.0, 2.0]);
-        assert_eq!(sample().rotate270_cw().pixels, vec![2.0, 5.0, 1.0, 4.0, 0.0, 3.0]);
-        assert_eq!(sample().rotate180().pixels, vec![5.0, 4.0, 3.0, 2.0, 1.0, 0.0]);
-        assert_eq!(sample().flip_horizontal().pixels, vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
-        assert_eq!(sample().flip_vertical().pixels, vec![3.0, 4.0, 5.0, 0.0, 1.0, 2.0]);
-        assert_eq!(sample().transpose().pixels, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
-        assert_eq!(sample().transverse().pixels, vec![5.0, 2.0, 4.0, 1.0, 3.0, 0.0]);
+        assert_eq!(
+            sample().rotate90_cw().pixels,
+            vec![3.0, 0.0, 4.0, 1.0, 5.0, 2.0]
+        );
+        assert_eq!(
+            sample().rotate270_cw().pixels,
+            vec![2.0, 5.0, 1.0, 4.0, 0.0, 3.0]
+        );
+        assert_eq!(
+            sample().rotate180().pixels,
+            vec![5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+        );
+        assert_eq!(
+            sample().flip_horizontal().pixels,
+            vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]
+        );
+        assert_eq!(
+            sample().flip_vertical().pixels,
+            vec![3.0, 4.0, 5.0, 0.0, 1.0, 2.0]
+        );
+        assert_eq!(
+            sample().transpose().pixels,
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
+        assert_eq!(
+            sample().transverse().pixels,
+            vec![5.0, 2.0, 4.0, 1.0, 3.0, 0.0]
+        );
         assert_eq!(sample().rotate90_cw().rotate270_cw(), sample());
     }
 }

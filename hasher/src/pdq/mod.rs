@@ -77,7 +77,11 @@ pub struct FullScale {
 /// reference computation.
 pub fn hash_luma_scaled(mut image: LumaImage, full: Option<FullScale>) -> PdqOutput {
     let (width, height) = full.map_or((image.width, image.height), |f| (f.width, f.height));
-    if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM || image.width == 0 || image.height == 0 {
+    if width < MIN_HASHABLE_DIM
+        || height < MIN_HASHABLE_DIM
+        || image.width == 0
+        || image.height == 0
+    {
         return PdqOutput {
             hash: PdqHash::ZERO,
             quality: 0,
@@ -85,7 +89,9 @@ pub fn hash_luma_scaled(mut image: LumaImage, full: Option<FullScale>) -> PdqOut
         };
     }
     let downsampled = match full {
-        Some(f) if f.block > 1 || f.always_project => projected::downsample_from_reduced(&image, f.width, f.height, f.block),
+        Some(f) if f.block > 1 || f.always_project => {
+            projected::downsample_from_reduced(&image, f.width, f.height, f.block)
+        }
         _ if image.width == 64 && image.height == 64 => {
             // The reference skips the blur when the input is already 64x64.
             let mut buffer = [[0f32; 64]; 64];

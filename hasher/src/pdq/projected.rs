@@ -68,14 +68,24 @@ fn axis_taps(full_len: usize, block: usize, reduced_len: usize) -> Vec<Taps> {
 
 /// The reference 64x64 downsample of a `full_width` x `full_height` image,
 /// from its decode at 1/`block` scale.
-pub fn downsample_from_reduced(image: &LumaImage, full_width: usize, full_height: usize, block: usize) -> [[f32; 64]; 64] {
+pub fn downsample_from_reduced(
+    image: &LumaImage,
+    full_width: usize,
+    full_height: usize,
+    block: usize,
+) -> [[f32; 64]; 64] {
     let x_taps = axis_taps(full_width, block, image.width);
     let y_taps = axis_taps(full_height, block, image.height);
     // Rows first: every decoded row reduced to 64 values.
     let mut rows = vec![[0f32; 64]; image.height];
     for (row, out) in image.pixels.chunks_exact(image.width).zip(rows.iter_mut()) {
         for (value, taps) in out.iter_mut().zip(&x_taps) {
-            *value = taps.weights.iter().zip(&row[taps.first..]).map(|(w, x)| w * x).sum();
+            *value = taps
+                .weights
+                .iter()
+                .zip(&row[taps.first..])
+                .map(|(w, x)| w * x)
+                .sum();
         }
     }
     let mut out = [[0f32; 64]; 64];
@@ -98,7 +108,9 @@ mod tests {
         (0..width * height)
             .map(|i| {
                 let (x, y) = ((i % width) as f32, (i / width) as f32);
-                128.0 + 60.0 * (x / 37.0).sin() * (y / 23.0).cos() + 40.0 * ((x + 2.0 * y) / 91.0).sin()
+                128.0
+                    + 60.0 * (x / 37.0).sin() * (y / 23.0).cos()
+                    + 40.0 * ((x + 2.0 * y) / 91.0).sin()
             })
             .collect()
     }
@@ -117,7 +129,11 @@ mod tests {
             }
             *value = sum / n;
         }
-        LumaImage { width: rw, height: rh, pixels: out }
+        LumaImage {
+            width: rw,
+            height: rh,
+            pixels: out,
+        }
     }
 
     #[test]
@@ -135,11 +151,18 @@ mod tests {
         for &(w, h) in &[(640, 480), (333, 177), (1000, 9), (64, 200)] {
             let pixels = scene(w, h);
             let expected = reference_blur_and_decimate(&pixels, w, h);
-            let image = LumaImage { width: w, height: h, pixels };
+            let image = LumaImage {
+                width: w,
+                height: h,
+                pixels,
+            };
             let got = downsample_from_reduced(&image, w, h, 1);
             for i in 0..64 {
                 for j in 0..64 {
-                    assert!((got[i][j] - expected[i][j]).abs() < 1e-3, "{w}x{h} [{i}][{j}]");
+                    assert!(
+                        (got[i][j] - expected[i][j]).abs() < 1e-3,
+                        "{w}x{h} [{i}][{j}]"
+                    );
                 }
             }
         }

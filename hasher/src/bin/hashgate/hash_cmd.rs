@@ -93,8 +93,13 @@ pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
             hash_image(&bytes, &options).map_err(|e| e.to_string())
         })
         .collect();
-    print_lines(names.iter().zip(results).map(|(name, result)| match result {
-        Ok(hashes) => (Line::Hashed(HashLine::new(name, &hashes)), false),
-        Err(error) => (Line::Failed { file: name, error }, true),
-    }))
+    print_lines(
+        names
+            .iter()
+            .zip(results)
+            .map(|(name, result)| match result {
+                Ok(hashes) => (Line::Hashed(HashLine::new(name, &hashes)), false),
+                Err(error) => (Line::Failed { file: name, error }, true),
+            }),
+    )
 }

@@ -16,7 +16,9 @@ use serde::Serialize;
 
 /// Prints one JSON line per `(line, failed)` on standard output, in order,
 /// and gives the exit status: failure when any line is a failure.
-pub fn print_lines<T: Serialize>(lines: impl IntoIterator<Item = (T, bool)>) -> anyhow::Result<ExitCode> {
+pub fn print_lines<T: Serialize>(
+    lines: impl IntoIterator<Item = (T, bool)>,
+) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut failures = 0usize;
@@ -26,7 +28,11 @@ pub fn print_lines<T: Serialize>(lines: impl IntoIterator<Item = (T, bool)>) -> 
         out.write_all(b"\n").context("writing output")?;
     }
     out.flush().context("writing output")?;
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The hashes of one image: a `hashgate hash` line, the `/v1/hash` body.

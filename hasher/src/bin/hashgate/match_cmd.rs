@@ -97,22 +97,34 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let values = read_values(&args.index, &wanted)?;
 
-    print_lines(queries.into_iter().zip(plans).enumerate().map(|(index, ((name, _), plan))| {
-        let resolved = plan.and_then(|plan| {
-            plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))
-                .map_err(|e| e.to_string())
-        });
-        match resolved {
-            Ok(matches) => {
-                let matches = match images.get(index) {
-                    Some(Some(hashes)) => MatchLine::for_image(hashes, matches),
-                    _ => matches.into_iter().map(MatchLine::from).collect(),
-                };
-                (MatchOutput::Matched { query: name, matches }, false)
-            }
-            Err(error) => (MatchOutput::Failed { query: name, error }, true),
-        }
-    }))
+    print_lines(
+        queries
+            .into_iter()
+            .zip(plans)
+            .enumerate()
+            .map(|(index, ((name, _), plan))| {
+                let resolved = plan.and_then(|plan| {
+                    plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))
+                        .map_err(|e| e.to_string())
+                });
+                match resolved {
+                    Ok(matches) => {
+                        let matches = match images.get(index) {
+                            Some(Some(hashes)) => MatchLine::for_image(hashes, matches),
+                            _ => matches.into_iter().map(MatchLine::from).collect(),
+                        };
+                        (
+                            MatchOutput::Matched {
+                                query: name,
+                                matches,
+                            },
+                            false,
+                        )
+                    }
+                    Err(error) => (MatchOutput::Failed { query: name, error }, true),
+                }
+            }),
+    )
 }
 
 /// One pass over the local index file, keeping the values of `wanted` keys.
