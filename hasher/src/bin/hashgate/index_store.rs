@@ -4,8 +4,15 @@
 //!   values Workers KV gets, sorted by key. `hashgate match` reads it with
 //!   the same plan/resolve code the worker runs against KV, and `hashgate
 //!   index diff` walks two of them side by side. Format: the line
-//!   `HGKV1`, then per record a little-endian u32 key length, the key, a u32
-//!   value length, the value.
+//!   `HGKV2`, then per record a little-endian u32 key length, the key, a u32
+//!   value length, the value; then an end record, the key length
+//!   `u32::MAX` followed by the number of records as a little-endian u64.
+//!   The end record is there because a file cut short at a record boundary
+//!   (a writer killed or out of disk, a copy interrupted) would otherwise
+//!   read as a valid index with entries missing, and a service reloading
+//!   it would silently stop matching them. Files of the earlier format
+//!   (`HGKV1`, no end record) are still read, for `index diff` against an
+//!   index built before.
 //! * `kv-bulk.json` (or, past 100 MiB, `kv-bulk.0001.json`, ...): the same
 //!   records as `wrangler kv bulk put` takes them. Values are already text
 //!   (base64 records, JSON meta), so `base64` is false: KV stores the text,
@@ -23,7 +30,11 @@ use serde::Serialize;
 pub const RECORDS_FILE: &str = "index.hgkv";
 pub const BULK_STEM: &str = "kv-bulk";
 pub const DELETE_FILE: &str = "kv-delete.json";
-const MAGIC: &[u8] = b"HGKV1\n";
+const MAGIC: &[u8] = b"HGKV2\n";
+/// The first line of files written before the end record existed.
+const MAGIC_V1: &[u8] = b"HGKV1\n";
+/// The key length that marks the end record: no key is this long.
+const END_MARK: u32 = u32::MAX;
 /// Largest bulk file written; node (wrangler) cannot hold much larger JSON
 /// in one string.
 const BULK_FILE_LIMIT: usize = 100 * 1024 * 1024;
@@ -38,8 +49,10 @@ pub fn write_records<'a>(
     let mut out = BufWriter::new(file);
     let write = |out: &mut BufWriter<File>, key: &str, value: &str| -> io::Result<()> {
         for field in [key.as_bytes(), value.as_bytes()] {
-            let len =
-                u32::try_from(field.len()).map_err(|_| io::Error::other("record too large"))?;
+            let len = u32::try_from(field.len())
+                .ok()
+                .filter(|&len| len != END_MARK)
+                .ok_or_else(|| io::Error::other("record too large"))?;
             out.write_all(&len.to_le_bytes())?;
             out.write_all(field)?;
         }
@@ -47,9 +60,13 @@ pub fn write_records<'a>(
     };
     out.write_all(MAGIC)
         .and_then(|()| {
+            let mut count: u64 = 0;
             for (key, value) in records {
                 write(&mut out, key, value)?;
+                count += 1;
             }
+            out.write_all(&END_MARK.to_le_bytes())?;
+            out.write_all(&count.to_le_bytes())?;
             out.flush()
         })
         .with_context(|| format!("writing {}", path.display()))?;
@@ -57,9 +74,20 @@ pub fn write_records<'a>(
 }
 
 /// Reads `index.hgkv` record by record.
+///
+/// A file that ends anywhere but right after its end record, or whose
+/// record count disagrees, is an error: it is not a whole index.
 pub struct RecordReader {
     path: PathBuf,
     input: BufReader<File>,
+    /// Bytes of the file not read yet: no field may claim more (a corrupt
+    /// length must not make the reader allocate gigabytes).
+    remaining: u64,
+    /// Records read so far.
+    count: u64,
+    /// Whether the file has an end record (`HGKV2`) or just stops (`HGKV1`).
+    has_end: bool,
+    done: bool,
 }
 
 impl RecordReader {
@@ -71,42 +99,115 @@ impl RecordReader {
                 path.display()
             )
         })?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
         let mut input = BufReader::new(file);
         let mut magic = [0u8; MAGIC.len()];
         input
             .read_exact(&mut magic)
             .with_context(|| format!("reading {}", path.display()))?;
-        if magic != MAGIC {
-            bail!("{} is not a hashgate index file", path.display());
-        }
-        Ok(RecordReader { path, input })
+        let has_end = match &magic[..] {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => bail!("{} is not a hashgate index file", path.display()),
+        };
+        Ok(RecordReader {
+            path,
+            input,
+            remaining: len.saturating_sub(MAGIC.len() as u64),
+            count: 0,
+            has_end,
+            done: false,
+        })
     }
 
-    fn field(&mut self, first: bool) -> anyhow::Result<Option<String>> {
-        let mut len = [0u8; 4];
-        if let Err(error) = self.input.read_exact(&mut len) {
-            if first && error.kind() == io::ErrorKind::UnexpectedEof {
-                return Ok(None);
-            }
-            return Err(error).with_context(|| format!("reading {}", self.path.display()));
+    /// Fills `buf`, or fails naming the file as truncated.
+    fn read_exact(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
+        let len = buf.len() as u64;
+        if len > self.remaining {
+            bail!(
+                "reading {}: truncated ({len} bytes expected, {} left)",
+                self.path.display(),
+                self.remaining
+            );
         }
-        let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
         self.input
-            .read_exact(&mut bytes)
+            .read_exact(buf)
             .with_context(|| format!("reading {}: truncated", self.path.display()))?;
+        self.remaining -= len;
+        Ok(())
+    }
+
+    fn field(&mut self, len: u32) -> anyhow::Result<String> {
+        let len = len as usize;
+        if len as u64 > self.remaining {
+            bail!(
+                "reading {}: truncated (a field of {len} bytes, {} left)",
+                self.path.display(),
+                self.remaining
+            );
+        }
+        let mut bytes = vec![0u8; len];
+        self.read_exact(&mut bytes)?;
         String::from_utf8(bytes)
-            .map(Some)
             .with_context(|| format!("reading {}: not UTF-8", self.path.display()))
+    }
+
+    fn length(&mut self) -> anyhow::Result<u32> {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len)?;
+        Ok(u32::from_le_bytes(len))
+    }
+
+    /// Checks the end record, whose mark was just read.
+    fn end(&mut self) -> anyhow::Result<()> {
+        let mut count = [0u8; 8];
+        self.read_exact(&mut count)?;
+        let count = u64::from_le_bytes(count);
+        if count != self.count {
+            bail!(
+                "{}: the end record counts {count} records, the file holds {}",
+                self.path.display(),
+                self.count
+            );
+        }
+        if self.remaining != 0 {
+            bail!(
+                "{}: {} bytes after the end record",
+                self.path.display(),
+                self.remaining
+            );
+        }
+        Ok(())
     }
 
     /// The next record, or `None` at the end.
     pub fn next_record(&mut self) -> anyhow::Result<Option<(String, String)>> {
-        let Some(key) = self.field(true)? else {
+        if self.done {
             return Ok(None);
-        };
-        let value = self
-            .field(false)?
-            .with_context(|| format!("reading {}: truncated", self.path.display()))?;
+        }
+        if !self.has_end && self.remaining == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        if self.has_end && self.remaining == 0 {
+            bail!(
+                "reading {}: truncated (no end record: the file is incomplete)",
+                self.path.display()
+            );
+        }
+        let key_len = self.length()?;
+        if self.has_end && key_len == END_MARK {
+            self.end()?;
+            self.done = true;
+            return Ok(None);
+        }
+        let key = self.field(key_len)?;
+        let value_len = self.length()?;
+        let value = self.field(value_len)?;
+        self.count += 1;
         Ok(Some((key, value)))
     }
 
@@ -221,4 +322,90 @@ pub fn write_deletes(dir: &Path, keys: &[String]) -> anyhow::Result<PathBuf> {
     json.push(b'\n');
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records() -> Vec<(String, String)> {
+        (0..5)
+            .map(|i| (format!("hg1/key/{i}"), "v".repeat(i * 3)))
+            .collect()
+    }
+
+    fn write(dir: &Path) -> Vec<u8> {
+        let records = records();
+        let path = write_records(dir, records.iter().map(|(k, v)| (k, v))).unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    fn read_all(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+        let mut reader = RecordReader::open(dir)?;
+        let mut out = Vec::new();
+        while let Some(record) = reader.next_record()? {
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path());
+        assert_eq!(read_all(dir.path()).unwrap(), records());
+    }
+
+    #[test]
+    fn every_shorter_prefix_is_refused() {
+        // Including those that end exactly between two records, which
+        // would otherwise read as a smaller valid index.
+        let dir = tempfile::tempdir().unwrap();
+        let whole = write(dir.path());
+        for len in 0..whole.len() {
+            std::fs::write(dir.path().join(RECORDS_FILE), &whole[..len]).unwrap();
+            assert!(read_all(dir.path()).is_err(), "a prefix of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_and_wrong_counts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = write(dir.path());
+        let path = dir.path().join(RECORDS_FILE);
+        let mut longer = whole.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(read_all(dir.path()).is_err());
+        let mut miscounted = whole.clone();
+        let at = miscounted.len() - 8;
+        miscounted[at] += 1;
+        std::fs::write(&path, &miscounted).unwrap();
+        let error = read_all(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("counts 6 records"), "{error}");
+    }
+
+    #[test]
+    fn a_length_beyond_the_file_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&(u32::MAX - 1).to_le_bytes());
+        bytes.extend_from_slice(b"short");
+        std::fs::write(dir.path().join(RECORDS_FILE), &bytes).unwrap();
+        let error = read_all(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("truncated (a field of"), "{error}");
+    }
+
+    #[test]
+    fn files_without_an_end_record_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = write(dir.path());
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&whole[MAGIC.len()..whole.len() - 12]);
+        std::fs::write(dir.path().join(RECORDS_FILE), &v1).unwrap();
+        assert_eq!(read_all(dir.path()).unwrap(), records());
+        // A cut inside a record is still an error there.
+        std::fs::write(dir.path().join(RECORDS_FILE), &v1[..v1.len() - 2]).unwrap();
+        assert!(read_all(dir.path()).is_err());
+    }
 }
