@@ -206,21 +206,25 @@ pub async fn watch(
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
-    // A changed stamp seen at the last poll, loaded if it is seen again.
-    let mut settling: Option<FileStamp> = None;
-    // The stamp of a file that failed to load, not retried until it changes.
-    let mut failed: Option<FileStamp> = None;
+    // What the file looks like at a poll: its stamp, or `None` when it is
+    // missing (a removed file is a change too: it fails to load, and is
+    // counted, once).
+    type FileState = Option<FileStamp>;
+    // A changed state seen at the last poll, loaded if it is seen again.
+    let mut settling: Option<FileState> = None;
+    // The state of a file that failed to load, not retried until it changes.
+    let mut failed: Option<FileState> = None;
     loop {
         let trigger = tokio::select! {
             _ = ticker.tick(), if interval.is_some() => {
-                let now = holder.stamp_now();
+                let now: FileState = holder.stamp_now();
                 let loaded = holder.current().stamp;
-                if now.is_none() || now == loaded || now == failed {
+                if now == loaded || failed == Some(now) {
                     settling = None;
                     continue;
                 }
-                if settling != now {
-                    settling = now;
+                if settling != Some(now) {
+                    settling = Some(now);
                     continue;
                 }
                 Trigger::Changed
@@ -256,7 +260,7 @@ pub async fn watch(
                 eprintln!(
                     "hashgate serve: index reload failed, still serving the previous index: {error:#}"
                 );
-                failed = stamp;
+                failed = Some(stamp);
                 metrics.reloaded(false);
             }
             Err(error) => {
