@@ -6,6 +6,11 @@
 //! the cap was hit, or after a clean verdict. A peek reads only the first
 //! chunk or two; a body over the cap is abandoned as soon as that is known
 //! (from `Content-Length` before reading anything, or while reading).
+//!
+//! A body that ends before its `Content-Length` (an origin that closed the
+//! connection mid-body) or runs past it is a [`ScanError::Body`], never a
+//! complete image: hashing a partial image could call a listed image clean,
+//! and the verdict cache would then remember that for the URL.
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -26,11 +31,15 @@ pub enum BodyRead {
 }
 
 /// Reads `stream` for scanning. `inspect` is [`Inspect::Read`] or
-/// [`Inspect::Peek`]; `declared` is the `Content-Length`, if any.
+/// [`Inspect::Peek`]; `declared` is the `Content-Length`, if any;
+/// `exact` says it counts the bytes the stream yields (no
+/// `Content-Encoding` the runtime decodes), so a body of another length is
+/// an error.
 pub async fn read(
     stream: Option<ReadableStream>,
     inspect: Inspect,
     declared: Option<u64>,
+    exact: bool,
     cap: usize,
 ) -> Result<BodyRead, ScanError> {
     let Some(stream) = stream else {
@@ -77,6 +86,14 @@ pub async fn read(
     }
     if buffer.len() > cap {
         return Err(ScanError::OverCap { cap });
+    }
+    if let Some(len) = declared.filter(|_| exact) {
+        if buffer.len() as u64 != len {
+            return Err(ScanError::Body(format!(
+                "the body has {} bytes but its Content-Length is {len}",
+                buffer.len()
+            )));
+        }
     }
     Ok(BodyRead::Complete(buffer))
 }

@@ -50,9 +50,12 @@ pub enum ScanError {
     /// A multipart upload could not be parsed.
     #[error("upload could not be parsed: {0}")]
     Multipart(#[from] MultipartError),
-    /// Workers KV did not answer.
+    /// Workers KV answered with an error.
     #[error("hash index unavailable: {0}")]
     IndexUnavailable(String),
+    /// Workers KV did not answer within the route's `kv_timeout_ms`.
+    #[error("hash index did not answer within {ms} ms")]
+    IndexTimeout { ms: u32 },
     /// A value read from the index is corrupt.
     #[error("hash index value is corrupt: {0}")]
     IndexCorrupt(#[from] ResolveError),
@@ -79,6 +82,7 @@ impl ScanError {
             ScanError::Hash(_) => "undecodable",
             ScanError::Multipart(_) => "bad-multipart",
             ScanError::IndexUnavailable(_) => "index-unavailable",
+            ScanError::IndexTimeout { .. } => "index-timeout",
             ScanError::IndexCorrupt(_) => "index-corrupt",
             ScanError::Query(_) => "bad-query",
             ScanError::Body(_) => "body-error",
@@ -117,5 +121,6 @@ mod tests {
             ScanError::IndexUnavailable("down".into()).reason(),
             "index-unavailable"
         );
+        assert_eq!(ScanError::IndexTimeout { ms: 5 }.reason(), "index-timeout");
     }
 }

@@ -146,6 +146,12 @@ fn content_length(headers: &web_sys::Headers) -> Option<u64> {
     header(headers, "content-length").and_then(|v| v.trim().parse().ok())
 }
 
+/// Whether `Content-Length` counts the bytes a body stream yields: true
+/// unless a `Content-Encoding` (which the runtime decodes) is present.
+fn length_is_exact(headers: &web_sys::Headers) -> bool {
+    header(headers, "content-encoding").is_none_or(|e| e.trim().eq_ignore_ascii_case("identity"))
+}
+
 /// What the upload phase decided.
 enum Upload {
     /// Answer this instead of going to the origin.
@@ -241,7 +247,9 @@ impl Scope {
                 "{HASH_INDEX} is not bound: {e}"
             )))
         })?;
-        let matches = lookup(&kv, &plan).await.map_err(unchecked)?;
+        let matches = lookup(&kv, &plan, self.route.kv_timeout_ms)
+            .await
+            .map_err(unchecked)?;
         // Phase: verdict.
         let checked = Checked {
             image: verdict::summarize(&hashes),
@@ -292,6 +300,7 @@ impl Scope {
             probe.body(),
             inspect,
             content_length(&headers),
+            length_is_exact(&headers),
             self.route.max_bytes,
         )
         .await;
@@ -429,6 +438,7 @@ impl Scope {
             probe.body(),
             inspect,
             content_length(&headers),
+            length_is_exact(&headers),
             self.route.max_bytes,
         )
         .await;

@@ -7,20 +7,37 @@
 //! all batches at once, so a query costs one KV round trip however many
 //! batches it has (a PDQ threshold of 31 with 8 dihedral hashes is about
 //! 2,200 keys, 22 batches).
+//!
+//! The reads race a timer (the route's `kv_timeout_ms`): a KV that errors
+//! or stalls must not hold the request, and must never look like "no
+//! match". Either is a [`ScanError`], so the route's fail mode applies and
+//! nothing is cached; the reads left behind are abandoned.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select, Either};
 use hashgate::index::{Match, QueryPlan};
-use worker::KvStore;
+use worker::{Delay, KvStore};
 
 use crate::error::ScanError;
 
-/// Reads every key of `plan` and resolves the matches.
-pub async fn lookup(kv: &KvStore, plan: &QueryPlan) -> Result<Vec<Match>, ScanError> {
-    let reads = plan.batches().map(|batch| kv.get_bulk(batch).text());
+/// Reads every key of `plan` within `timeout_ms` and resolves the matches.
+pub async fn lookup(
+    kv: &KvStore,
+    plan: &QueryPlan,
+    timeout_ms: u32,
+) -> Result<Vec<Match>, ScanError> {
+    let reads = Box::pin(join_all(
+        plan.batches().map(|batch| kv.get_bulk(batch).text()),
+    ));
+    let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(timeout_ms))));
+    let results = match select(reads, timer).await {
+        Either::Left((results, _)) => results,
+        Either::Right(_) => return Err(ScanError::IndexTimeout { ms: timeout_ms }),
+    };
     let mut values: HashMap<String, String> = HashMap::new();
-    for result in join_all(reads).await {
+    for result in results {
         let batch = result.map_err(|e| ScanError::IndexUnavailable(e.to_string()))?;
         values.extend(
             batch

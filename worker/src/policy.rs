@@ -37,6 +37,11 @@
 //!   passes it and reports it unscanned, `closed` answers 503;
 //! * `max_bytes` (default 16 MiB, at most 25 MiB): the largest body read for
 //!   scanning; a larger one is a failure (see `fail`);
+//! * `kv_timeout_ms` (default 1000, 1..=30000): how long the index look-up
+//!   may take; KV that errors or does not answer in time is a failure (see
+//!   `fail`), never a clean verdict. A healthy KV read answers in tens of
+//!   milliseconds (hot) to a few hundred (cold); a second is ample, and
+//!   short enough that a stalled KV does not hold every image request;
 //! * `notify.webhook`: where the report consumer posts signed notifications
 //!   (`https://`, or `http://` to a loopback address for local testing).
 
@@ -59,6 +64,10 @@ pub const DEFAULT_CACHE_TTL_SECONDS: u32 = 300;
 pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
 /// Largest verdict cache size (each entry is about 200 bytes).
 pub const MAX_CACHE_ENTRIES: usize = 100_000;
+/// Default `kv_timeout_ms`: how long an index look-up may take.
+pub const DEFAULT_KV_TIMEOUT_MS: u32 = 1000;
+/// Largest `kv_timeout_ms`.
+pub const MAX_KV_TIMEOUT_MS: u32 = 30_000;
 
 /// What to do with a matching image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -107,6 +116,8 @@ pub struct Route {
     pub scan_uploads: bool,
     pub fail: FailMode,
     pub max_bytes: usize,
+    /// How long the index look-up may take, in milliseconds.
+    pub kv_timeout_ms: u32,
     pub webhook: Option<String>,
 }
 
@@ -191,6 +202,8 @@ pub enum RouteProblem {
     EmptyScan,
     #[error("max_bytes {0} is out of range 1..={MAX_MAX_BYTES}")]
     MaxBytes(usize),
+    #[error("kv_timeout_ms {0} is out of range 1..={MAX_KV_TIMEOUT_MS}")]
+    KvTimeout(u32),
     #[error("notify.webhook: {0}")]
     Webhook(String),
 }
@@ -240,6 +253,8 @@ struct RouteDoc {
     fail: FailMode,
     #[serde(default = "default_max_bytes")]
     max_bytes: usize,
+    #[serde(default = "default_kv_timeout")]
+    kv_timeout_ms: u32,
     #[serde(default)]
     notify: Option<NotifyDoc>,
 }
@@ -272,6 +287,10 @@ fn default_fail() -> FailMode {
 
 fn default_max_bytes() -> usize {
     DEFAULT_MAX_BYTES
+}
+
+fn default_kv_timeout() -> u32 {
+    DEFAULT_KV_TIMEOUT_MS
 }
 
 impl Policy {
@@ -372,6 +391,9 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     if raw.max_bytes == 0 || raw.max_bytes > MAX_MAX_BYTES {
         return Err(RouteProblem::MaxBytes(raw.max_bytes));
     }
+    if raw.kv_timeout_ms == 0 || raw.kv_timeout_ms > MAX_KV_TIMEOUT_MS {
+        return Err(RouteProblem::KvTimeout(raw.kv_timeout_ms));
+    }
     let webhook = match raw.notify {
         Some(n) => {
             check_url(&n.webhook, true).map_err(RouteProblem::Webhook)?;
@@ -390,6 +412,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         scan_uploads: raw.scan.contains(&ScanTarget::Uploads),
         fail: raw.fail,
         max_bytes: raw.max_bytes,
+        kv_timeout_ms: raw.kv_timeout_ms,
         webhook,
     })
 }
@@ -476,6 +499,7 @@ mod tests {
         assert!(route.scan_responses && !route.scan_uploads);
         assert_eq!(route.fail, FailMode::Open);
         assert_eq!(route.max_bytes, DEFAULT_MAX_BYTES);
+        assert_eq!(route.kv_timeout_ms, DEFAULT_KV_TIMEOUT_MS);
         assert_eq!(route.webhook, None);
         assert_eq!(policy.cache.ttl_seconds, DEFAULT_CACHE_TTL_SECONDS);
         assert_eq!(route.variants, Variants::Dihedral);
@@ -486,7 +510,7 @@ mod tests {
     fn full_route() {
         let policy = Policy::parse(&route_json(
             r#", "enabled": false, "pdq_threshold": 10, "variants": "all", "scan": ["uploads", "responses"], "fail": "closed",
-               "max_bytes": 1000, "notify": {"webhook": "https://ops.example.com/hook"}"#,
+               "max_bytes": 1000, "kv_timeout_ms": 250, "notify": {"webhook": "https://ops.example.com/hook"}"#,
         ))
         .unwrap();
         let route = &policy.routes()[0];
@@ -497,6 +521,7 @@ mod tests {
         assert!(route.scan_responses && route.scan_uploads);
         assert_eq!(route.fail, FailMode::Closed);
         assert_eq!(route.max_bytes, 1000);
+        assert_eq!(route.kv_timeout_ms, 250);
         assert_eq!(
             route.webhook.as_deref(),
             Some("https://ops.example.com/hook")
@@ -553,6 +578,14 @@ mod tests {
         assert_eq!(
             problem(&route_json(r#", "max_bytes": 26214401"#)),
             RouteProblem::MaxBytes(MAX_MAX_BYTES + 1)
+        );
+        assert_eq!(
+            problem(&route_json(r#", "kv_timeout_ms": 0"#)),
+            RouteProblem::KvTimeout(0)
+        );
+        assert_eq!(
+            problem(&route_json(r#", "kv_timeout_ms": 30001"#)),
+            RouteProblem::KvTimeout(MAX_KV_TIMEOUT_MS + 1)
         );
         assert!(matches!(
             problem(&route_json(r#", "notify": {"webhook": "http://ops.example.com/"}"#)),
