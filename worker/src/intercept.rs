@@ -28,11 +28,12 @@ use web_sys::{Request, Response};
 use worker::{Context, Env};
 
 use crate::body::{self, BodyRead};
-use crate::config::{self, with_cache, Config, HASH_INDEX, MATCH_EVENTS};
+use crate::config::{self, with_cache, Config, HASH_INDEX};
 use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
 use crate::lookup::lookup;
 use crate::origin;
+use crate::outbox;
 use crate::pattern::host_and_path;
 use crate::policy::{Action, FailMode, Route};
 use crate::respond;
@@ -48,6 +49,12 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
         return respond::loop_detected();
     }
     let request_id = request_id(&request);
+    // Events this isolate could not queue earlier go out now, after the
+    // response, once the queue takes them again.
+    if outbox::due() {
+        let env = env.clone();
+        ctx.wait_until(async move { outbox::drain_and_log(&env).await });
+    }
     let config = match config::load(&env).await {
         Ok(config) => config,
         Err(e) => {
@@ -200,21 +207,12 @@ impl Scope {
         }
     }
 
-    /// Puts an event on the queue without delaying the response.
+    /// Puts an event on the queue without delaying the response; if the
+    /// queue refuses it, it waits in the outbox ([`outbox`]).
     fn emit(&self, event: Event) {
-        let queue = match self.env.queue(MATCH_EVENTS) {
-            Ok(queue) => queue,
-            Err(e) => {
-                log_error(&format!(
-                    "hashgate: {MATCH_EVENTS} is not bound, event lost: {e}"
-                ));
-                return;
-            }
-        };
+        let env = self.env.clone();
         self.ctx.wait_until(async move {
-            if let Err(e) = queue.send(&event).await {
-                log_error(&format!("hashgate: sending event {} failed: {e}", event.id));
-            }
+            outbox::send(&env, &event).await;
         });
     }
 

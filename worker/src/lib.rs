@@ -10,7 +10,9 @@
 //! * fetch: [`intercept`] (phases route -> upload -> origin -> inspect ->
 //!   cache -> read -> hash -> look up -> verdict -> respond);
 //! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
-//!   dead letters).
+//!   dead letters);
+//! * scheduled (cron): [`outbox`] drain (events the queue refused when
+//!   they happened go to the queue now).
 //!
 //! Panic policy: panics are for logic errors only. Input (requests, origin
 //! responses, images, multipart bodies, queue messages, KV values) is
@@ -24,6 +26,7 @@ pub mod events;
 pub mod multipart;
 pub mod notify;
 pub mod origin;
+pub mod outbox;
 pub mod pattern;
 pub mod policy;
 pub mod report;
@@ -49,7 +52,7 @@ mod runtime;
 #[cfg(target_arch = "wasm32")]
 mod glue {
     use wasm_bindgen::JsValue;
-    use worker::{event, Context, Env, MessageBatch};
+    use worker::{event, Context, Env, MessageBatch, ScheduleContext, ScheduledEvent};
 
     #[event(fetch)]
     async fn fetch(
@@ -65,5 +68,10 @@ mod glue {
     #[event(queue)]
     async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
         crate::consumer::handle(batch, env).await
+    }
+
+    #[event(scheduled)]
+    async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        crate::outbox::drain_and_log(&env).await
     }
 }
