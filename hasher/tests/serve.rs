@@ -283,6 +283,29 @@ fn a_body_that_stalls_past_the_deadline_gets_408() {
 }
 
 #[test]
+fn a_request_head_over_64_kib_gets_431() {
+    // A connection buffers at most 64 KiB of a head, so that clients
+    // holding every connection with long unfinished heads cannot hold much
+    // memory either.
+    let dir = tempfile::tempdir().unwrap();
+    let index = demo_index(dir.path());
+    let server = Server::start(&index, &[]);
+    let long = "a".repeat(63 << 10);
+    let reply = request(server.addr, "GET", "/healthz", &[("X-Long", &long)], b"");
+    assert_eq!(reply.status, 200);
+    let too_long = "a".repeat(65 << 10);
+    let reply = request(
+        server.addr,
+        "GET",
+        "/healthz",
+        &[("X-Long", &too_long)],
+        b"",
+    );
+    assert_eq!(reply.status, 431);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
 fn sigterm_stops_accepting_and_drains_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
     let index = demo_index(dir.path());

@@ -3,8 +3,9 @@
 //! [`ServeConfig::validate`] before anything is bound or loaded.
 //!
 //! The limits are what keeps one service up under bad or heavy traffic:
-//! memory is bounded by `max_inflight * max_body` plus `workers` decodes,
-//! CPU by `workers`, and the number of open sockets by `max_connections`.
+//! memory is bounded by `max_inflight * max_body` plus `workers` decodes
+//! plus [`CONNECTION_BUFFER`] per open connection, CPU by `workers`, and
+//! the number of open sockets by `max_connections`.
 //! Nothing waits in an unbounded queue: past `max_inflight` a request is
 //! answered 503 at once, past `max_connections` new connections wait in the
 //! kernel's accept backlog.
@@ -25,6 +26,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY: usize = 32 << 20;
 /// Largest body that can be configured.
 pub const MAX_MAX_BODY: usize = 1 << 30;
+/// What one connection may buffer of what it reads: a request head must
+/// fit (a longer one gets 431), and body bytes pass through in pieces of at
+/// most about this size. Without it hyper buffers up to about 400 KiB per
+/// connection, so `max_connections` clients sending long unfinished heads
+/// could hold 400 MiB at the defaults before any request is admitted.
+pub const CONNECTION_BUFFER: usize = 64 << 10;
 
 /// The service's settings.
 #[derive(Debug, Clone)]

@@ -207,6 +207,8 @@ async fn serve(config: ServeConfig, index: Arc<IndexHolder>) -> anyhow::Result<E
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(config.timeout)
+            .max_header_size(config::CONNECTION_BUFFER)
+            .max_buf_size(config::CONNECTION_BUFFER)
             .serve_connection(
                 TokioIo::new(stream),
                 service_fn(move |request| Arc::clone(&app).handle(request)),
