@@ -15,6 +15,11 @@ fixture photos with Pillow (not committed: they are derived, and large).
       photo-1mp.jpg, photo-12mp.jpg, photo-24mp.jpg: fixtures/photos/hubble.jpg
       resized to about 1, 12 and 24 megapixels (4:3), JPEG quality 90
 
+  python3 tests/support/images.py bombs OUT_DIR
+      zipbomb-7000.png     7000 x 7000 grey, all one value: about 50 KB that
+                           inflate to 49 megapixels (under the edge limit of
+                           50, so it is decoded, not refused from its header)
+
 Files that already exist are kept (delete OUT_DIR to remake them).
 """
 
@@ -56,12 +61,17 @@ def sizes(out):
         save(img.resize((w, h), Image.BICUBIC), out / name, quality=90)
 
 
+def bombs(out):
+    save(Image.new("L", (7000, 7000), 128), out / "zipbomb-7000.png", optimize=True)
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("variants", "sizes"):
+    commands = {"variants": variants, "sizes": sizes, "bombs": bombs}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     out = Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    {"variants": variants, "sizes": sizes}[sys.argv[1]](out)
+    commands[sys.argv[1]](out)
     for path in sorted(out.iterdir()):
         print(f"{path.name}\t{path.stat().st_size}")
 

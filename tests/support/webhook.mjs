@@ -23,8 +23,10 @@ export function verifySignature(secret, raw, header) {
  * @param {string} opts.secret       the HMAC key
  * @param {number} [opts.failFirst]  answer 500 to this many deliveries first
  * @param {boolean} [opts.alwaysFail] answer 500 to every delivery
+ * @param {number} [opts.port]      listen on this port (default: any free one); a receiver
+ *   that was closed can come back on its old port, as a webhook endpoint that was down
  */
-export async function startWebhook({ secret, failFirst = 0, alwaysFail = false }) {
+export async function startWebhook({ secret, failFirst = 0, alwaysFail = false, port: listenPort = 0 }) {
   const deliveries = [];
   const server = createServer(async (req, res) => {
     const chunks = [];
@@ -50,11 +52,12 @@ export async function startWebhook({ secret, failFirst = 0, alwaysFail = false }
   });
   await new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(listenPort, "127.0.0.1", resolve);
   });
   const { port } = server.address();
   return {
     url: `http://127.0.0.1:${port}/hook`,
+    port,
     deliveries,
     async waitFor(predicate, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;

@@ -51,12 +51,14 @@ export const WORKER_BASE = "http://hashgate.test";
  *   dispatchFetch hands request bodies to workerd without their length; a real
  *   client's Content-Length survives, which upload tests check.
  * @param {object} [opts.miniflare] extra Miniflare options (override the defaults)
+ * @param {object} [opts.faults] from createFaults() (tests/support/faults.mjs): HASH_INDEX and
+ *   MATCH_EVENTS go through fault-injecting wrappers around the real bindings
  */
-export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, miniflare = {} } = {}) {
+export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, miniflare = {}, faults = null } = {}) {
   if (!existsSync(SCRIPT_PATH)) {
     throw new Error(`${SCRIPT_PATH} not found: build the worker first (bash scripts/build-worker.sh)`);
   }
-  const mf = new Miniflare({
+  let options = {
     modules: true,
     // Absolute paths: workerd refuses module names with "..".
     scriptPath: SCRIPT_PATH,
@@ -87,8 +89,15 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     },
     ...(http ? { host: "127.0.0.1", port: 0 } : {}),
     ...miniflare,
-  });
+  };
+  if (faults) {
+    const { cf, host, port, ...main } = options;
+    options = { cf, host, port, workers: faults.apply(main, { queueName: MATCH_EVENTS_QUEUE }) };
+  }
+  const mf = new Miniflare(options);
   const url = await mf.ready;
+  // With fault injection, HASH_INDEX is the wrapper; the namespace itself is HASH_INDEX_STORE.
+  const kvName = (name) => (faults && name === "HASH_INDEX" ? "HASH_INDEX_STORE" : name);
 
   const worker = {
     mf,
@@ -97,12 +106,14 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     /** Real HTTP to the worker (needs `http: true`); the Host is 127.0.0.1:PORT. */
     url,
     http: (input, init) => fetch(new URL(input, url).href, init),
-    kv: (name) => mf.getKVNamespace(name),
+    kv: (name) => mf.getKVNamespace(kvName(name)),
     queue: (binding = "MATCH_EVENTS") => mf.getQueueProducer(binding),
     dispose: () => mf.dispose(),
+    /** Fires the cron trigger (the scheduled handler) once and waits for it. */
+    scheduled: async (cron = "* * * * *") => (await mf.getWorker()).scheduled({ cron }),
     /** Writes a `hashgate index build` kv-bulk.json into HASH_INDEX. */
     async loadIndex(kvBulkPath) {
-      const kv = await mf.getKVNamespace("HASH_INDEX");
+      const kv = await mf.getKVNamespace(kvName("HASH_INDEX"));
       const records = JSON.parse(await readFile(kvBulkPath, "utf8"));
       for (const { key, value, base64 } of records) {
         await kv.put(key, base64 ? Buffer.from(value, "base64") : value);
