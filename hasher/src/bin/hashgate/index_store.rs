@@ -39,13 +39,17 @@ const END_MARK: u32 = u32::MAX;
 /// in one string.
 const BULK_FILE_LIMIT: usize = 100 * 1024 * 1024;
 
-/// Writes `index.hgkv` from records sorted by key.
+/// Writes `index.hgkv` from records sorted by key: into a temporary file
+/// beside it, synced, then renamed over it, so that a reader (a running
+/// `hashgate serve`) sees the old file or the new one, never part of one,
+/// and a build that fails or is killed leaves the old file as it was.
 pub fn write_records<'a>(
     dir: &Path,
     records: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> anyhow::Result<PathBuf> {
     let path = dir.join(RECORDS_FILE);
-    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let partial = dir.join(format!("{RECORDS_FILE}.partial"));
+    let file = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let mut out = BufWriter::new(file);
     let write = |out: &mut BufWriter<File>, key: &str, value: &str| -> io::Result<()> {
         for field in [key.as_bytes(), value.as_bytes()] {
@@ -67,9 +71,11 @@ pub fn write_records<'a>(
             }
             out.write_all(&END_MARK.to_le_bytes())?;
             out.write_all(&count.to_le_bytes())?;
-            out.flush()
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()
         })
-        .with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
     Ok(path)
 }
 
@@ -354,6 +360,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path());
         assert_eq!(read_all(dir.path()).unwrap(), records());
+        // Written beside, then renamed: nothing else is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [RECORDS_FILE]);
     }
 
     #[test]

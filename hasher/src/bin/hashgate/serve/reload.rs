@@ -7,12 +7,14 @@
 //! one. The old index is freed when its last request finishes.
 //!
 //! A reload happens on SIGHUP, or when polling sees the records file change
-//! (size, modification time or inode). `hashgate index build` rewrites the
-//! file in place, so a poll could catch it half-written: a change is only
+//! (size, modification time or inode). `hashgate index build` renames a
+//! finished file into place, but other writers (a copy, a sync tool) write
+//! in place, so a poll could catch the file half-written: a change is only
 //! loaded once the file has looked the same for one whole poll interval,
-//! and a load is kept only if the file did not change while it was read. A
-//! file that fails to load (corrupt, missing) leaves the old index serving
-//! and is not retried until it changes again.
+//! and a load is kept only if the file did not change while it was read (a
+//! file cut short is also refused by its missing end record). A file that
+//! fails to load (corrupt, missing) leaves the old index serving, is
+//! counted once, and is not retried until it changes again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
