@@ -110,7 +110,7 @@ fn border_depths(image: &LumaImage) -> Option<[usize; 4]> {
         return None; // flat all over: nothing to find
     }
     let bottom = border_depth(h - top, |i| row(h - 1 - i));
-    let left = border_depth(w, |i| col(i));
+    let left = border_depth(w, col);
     let right = border_depth(w - left, |i| col(w - 1 - i));
     (top + bottom + left + right > 0).then_some([top, bottom, left, right])
 }

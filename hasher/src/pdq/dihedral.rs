@@ -54,7 +54,7 @@ impl Dihedral {
 
     /// The DCT of the transformed image, derived from the original's.
     pub fn apply(self, a: &[[f32; 16]; 16]) -> [[f32; 16]; 16] {
-        let even = |k: usize| k % 2 == 0;
+        let even = |k: usize| k.is_multiple_of(2);
         let mut b = [[0f32; 16]; 16];
         for i in 0..16 {
             for j in 0..16 {

@@ -18,7 +18,7 @@
 /// Box window length for downscaling `old` samples to `new` with two passes
 /// (reference: `computeJaroszFilterWindowSize`).
 pub fn window_size(old: usize, new: usize) -> usize {
-    (old + 2 * new - 1) / (2 * new)
+    old.div_ceil(2 * new)
 }
 
 /// Sample positions (pixel centres) for decimating `old` to `new`

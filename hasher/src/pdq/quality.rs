@@ -11,9 +11,9 @@ pub fn quality(buffer: &[[f32; 64]; 64]) -> u8 {
         (((u - v) * 100.0) / 255.0) as i32
     }
     let mut gradient_sum: i32 = 0;
-    for i in 0..63 {
-        for j in 0..64 {
-            gradient_sum += step(buffer[i][j], buffer[i + 1][j]).abs();
+    for (upper, lower) in buffer.iter().zip(&buffer[1..]) {
+        for (&u, &v) in upper.iter().zip(lower) {
+            gradient_sum += step(u, v).abs();
         }
     }
     for row in buffer {
