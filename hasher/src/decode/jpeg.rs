@@ -15,7 +15,7 @@
 
 use jpeg_decoder::{Decoder, PixelFormat};
 
-use super::{DecodedImage, Reduction};
+use super::{dct_luma, DecodedImage, Reduction};
 use crate::error::HashError;
 use crate::limits::Limits;
 use crate::pdq::LumaImage;
@@ -146,8 +146,23 @@ fn to_8_bit(pixels: &[u8], precision: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Decodes a JPEG to luma, honouring `limits` and `reduction`.
+/// Decodes a JPEG to luma, honouring `limits` and `reduction`: at reduced
+/// scale through [`dct_luma`] when the file is a kind it reads, otherwise
+/// (and always at full scale) with jpeg-decoder.
 pub fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    reduction: Reduction,
+    want_exif: bool,
+) -> Result<DecodedImage, HashError> {
+    if let Some(decoded) = decode_baseline_luma(bytes, limits, reduction, want_exif) {
+        return Ok(decoded);
+    }
+    decode_general(bytes, limits, reduction, want_exif)
+}
+
+/// Any JPEG jpeg-decoder reads, at the scale `reduction` picks.
+fn decode_general(
     bytes: &[u8],
     limits: &Limits,
     reduction: Reduction,
@@ -236,4 +251,221 @@ pub fn decode(
         block,
         exif_orientation,
     })
+}
+
+/// The fast path for the reduced scale ([`dct_luma`]); `None` hands the
+/// file to jpeg-decoder.
+fn decode_baseline_luma(
+    bytes: &[u8],
+    limits: &Limits,
+    reduction: Reduction,
+    want_exif: bool,
+) -> Option<DecodedImage> {
+    let headers = dct_luma::read_headers(bytes).ok()?;
+    let (width, height) = (u32::from(headers.width), u32::from(headers.height));
+    limits.check_dimensions(width, height).ok()?;
+    let block = reduction.block_size(width, height);
+    if block == 1 {
+        return None;
+    }
+    let luma = dct_luma::decode(bytes, &headers, block, limits.max_alloc).ok()?;
+    let exif_orientation = if want_exif {
+        headers
+            .exif
+            .and_then(image::metadata::Orientation::from_exif_chunk)
+    } else {
+        None
+    };
+    Some(DecodedImage {
+        format: super::ImageFormat::Jpeg,
+        width,
+        height,
+        luma,
+        block,
+        exif_orientation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path against jpeg-decoder on the same files, at the same
+    //! scale: JPEGs of many sizes, samplings, qualities and restart
+    //! intervals, made by an independent encoder.
+
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A photo-like RGB image: smooth gradients, a few hard edges and
+    /// noise, so that every frequency and saturated colours occur.
+    fn picture(width: usize, height: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 41) as i32 - 20
+        };
+        let mut rgb = Vec::with_capacity(width * height * 3);
+        for y in 0..height {
+            for x in 0..width {
+                let edge = if (x / 37 + y / 23) % 3 == 0 { 90 } else { 0 };
+                let base = [
+                    (x * 255 / width) as i32 + edge,
+                    (y * 255 / height) as i32,
+                    ((x + y) * 200 / (width + height)) as i32 + 40 - edge,
+                ];
+                rgb.extend(base.map(|v| (v + noise()).clamp(0, 255) as u8));
+            }
+        }
+        rgb
+    }
+
+    fn encode(
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        setup: impl FnOnce(&mut Encoder<&mut Vec<u8>>),
+        grey: bool,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = Encoder::new(&mut out, 90);
+        setup(&mut encoder);
+        if grey {
+            let luma: Vec<u8> = rgb
+                .chunks_exact(3)
+                .map(|p| {
+                    ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
+                        as u8
+                })
+                .collect();
+            encoder
+                .encode(&luma, width as u16, height as u16, ColorType::Luma)
+                .expect("encodes");
+        } else {
+            encoder
+                .encode(rgb, width as u16, height as u16, ColorType::Rgb)
+                .expect("encodes");
+        }
+        out
+    }
+
+    const SAMPLINGS: [SamplingFactor; 8] = [
+        SamplingFactor::F_1_1,
+        SamplingFactor::F_2_1,
+        SamplingFactor::F_1_2,
+        SamplingFactor::F_2_2,
+        SamplingFactor::F_4_1,
+        SamplingFactor::F_4_2,
+        SamplingFactor::F_1_4,
+        SamplingFactor::F_2_4,
+    ];
+
+    /// Mean and largest absolute difference of two luma planes of one size.
+    fn difference(a: &LumaImage, b: &LumaImage) -> (f32, f32) {
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        let diffs = a.pixels.iter().zip(&b.pixels).map(|(x, y)| (x - y).abs());
+        let (sum, max) = diffs.fold((0f32, 0f32), |(s, m), d| (s + d, m.max(d)));
+        (sum / a.pixels.len() as f32, max)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        #[test]
+        fn fast_path_agrees_with_jpeg_decoder(
+            // Short sides from 385 pixels are decoded at reduced scale.
+            width in 385usize..1100,
+            height in 385usize..1100,
+            seed in any::<u64>(),
+            sampling in 0usize..8,
+            quality in 40u8..99,
+            restart in prop_oneof![Just(0u16), 1u16..9],
+            optimized in any::<bool>(),
+            grey in any::<bool>(),
+        ) {
+            let rgb = picture(width, height, seed);
+            // jpeg-encoder 0.7 panics building some optimized tables; such
+            // cases are skipped, not failed.
+            let encoded = std::panic::catch_unwind(|| encode(&rgb, width, height, |e| {
+                e.set_quality(quality);
+                e.set_sampling_factor(SAMPLINGS[sampling]);
+                e.set_optimized_huffman_tables(optimized);
+                if restart > 0 {
+                    e.set_restart_interval(restart);
+                }
+            }, grey));
+            prop_assume!(encoded.is_ok());
+            let bytes = encoded.expect("encoded");
+            let limits = Limits::default();
+            let fast = decode_baseline_luma(&bytes, &limits, Reduction::Scaled, false)
+                .expect("a baseline JPEG takes the fast path");
+            let general = decode_general(&bytes, &limits, Reduction::Scaled, false).expect("decodes");
+            prop_assert_eq!(fast.block, general.block);
+            prop_assert!(fast.block >= 2);
+            let (mean, max) = difference(&fast.luma, &general.luma);
+            // Rounding to 8-bit RGB, integer inverse DCTs and clamping of
+            // saturated colours: well under one grey level on average.
+            prop_assert!(mean < 0.75, "mean difference {mean}");
+            prop_assert!(max < 24.0, "largest difference {max}");
+        }
+
+        #[test]
+        fn a_cut_file_is_never_decoded_as_complete(cut in 0.0f64..1.0, seed in any::<u64>()) {
+            let (width, height) = (520, 400);
+            let rgb = picture(width, height, seed);
+            let bytes = encode(&rgb, width, height, |e| e.set_sampling_factor(SamplingFactor::F_2_2), false);
+            let limits = Limits::default();
+            let whole = decode_baseline_luma(&bytes, &limits, Reduction::Scaled, false).expect("decodes");
+            let cut_at = ((bytes.len() - 2) as f64 * cut) as usize;
+            // Either refused (and left to jpeg-decoder) or every sample came
+            // from the data: never zeros standing in for the missing part.
+            if let Some(partial) = decode_baseline_luma(&bytes[..cut_at], &limits, Reduction::Scaled, false) {
+                prop_assert_eq!(partial.luma.pixels, whole.luma.pixels);
+            }
+        }
+    }
+
+    #[test]
+    fn progressive_and_small_files_go_to_jpeg_decoder() {
+        let rgb = picture(400, 300, 7);
+        let limits = Limits::default();
+        let progressive = encode(&rgb, 400, 300, |e| e.set_progressive(true), false);
+        assert!(decode_baseline_luma(&progressive, &limits, Reduction::Scaled, false).is_none());
+        let baseline = encode(&rgb, 400, 300, |_| {}, false);
+        assert!(decode_baseline_luma(&baseline, &limits, Reduction::Full, false).is_none());
+        let small = encode(&picture(100, 90, 7), 100, 90, |_| {}, false);
+        assert!(decode_baseline_luma(&small, &limits, Reduction::Scaled, false).is_none());
+        // All three still decode.
+        for bytes in [&progressive, &baseline, &small] {
+            assert!(decode(bytes, &limits, Reduction::Scaled, false).is_ok());
+        }
+    }
+
+    #[test]
+    fn exif_orientation_is_read_on_the_fast_path() {
+        // A minimal big-endian TIFF with one IFD entry: Orientation = 6.
+        let exif: Vec<u8> = [
+            &b"MM\0\x2a\0\0\0\x08"[..],
+            &[0, 1],
+            &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+            &[0, 0, 0, 0],
+        ]
+        .concat();
+        let rgb = picture(520, 400, 9);
+        let bytes = encode(
+            &rgb,
+            520,
+            400,
+            |e| e.add_exif_metadata(&exif).expect("exif"),
+            false,
+        );
+        let limits = Limits::default();
+        let decoded =
+            decode_baseline_luma(&bytes, &limits, Reduction::Scaled, true).expect("fast path");
+        assert_eq!(decoded.display_dimensions(), (400, 520));
+        let general = decode_general(&bytes, &limits, Reduction::Scaled, true).expect("decodes");
+        assert_eq!(general.display_dimensions(), (400, 520));
+    }
 }
