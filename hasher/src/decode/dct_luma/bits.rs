@@ -12,12 +12,19 @@
 pub const GUARANTEED_BITS: u32 = 32;
 
 pub struct BitReader<'a> {
+    /// The low `count` bits are unread, oldest highest. Kept apart from
+    /// [`Source`] so that the cold refill never takes their address and the
+    /// compiler can hold them in registers.
+    buffer: u64,
+    count: u32,
+    source: Source<'a>,
+}
+
+/// Where the bytes come from.
+struct Source<'a> {
     data: &'a [u8],
     /// Next byte to load.
     pos: usize,
-    /// The low `count` bits are unread, oldest highest.
-    buffer: u64,
-    count: u32,
     /// Zero bits appended after a marker or the end of data.
     padding: u32,
     at_marker: bool,
@@ -26,12 +33,14 @@ pub struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
         BitReader {
-            data,
-            pos: 0,
             buffer: 0,
             count: 0,
-            padding: 0,
-            at_marker: false,
+            source: Source {
+                data,
+                pos: 0,
+                padding: 0,
+                at_marker: false,
+            },
         }
     }
 
@@ -41,43 +50,17 @@ impl<'a> BitReader<'a> {
         if self.count >= GUARANTEED_BITS {
             return;
         }
-        if let Some(word) = self.data.get(self.pos..self.pos + 4) {
+        let source = &mut self.source;
+        if let Some(word) = source.data.get(source.pos..source.pos + 4) {
             let word = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
             if !has_ff_byte(word) {
                 self.buffer = (self.buffer << 32) | u64::from(word);
                 self.count += 32;
-                self.pos += 4;
+                source.pos += 4;
                 return;
             }
         }
-        self.fill_slowly();
-    }
-
-    #[cold]
-    fn fill_slowly(&mut self) {
-        while self.count <= 56 {
-            let byte = self.next_byte();
-            self.buffer = (self.buffer << 8) | u64::from(byte);
-            self.count += 8;
-        }
-    }
-
-    fn next_byte(&mut self) -> u8 {
-        if !self.at_marker {
-            match self.data.get(self.pos) {
-                Some(&0xFF) if self.data.get(self.pos + 1) == Some(&0x00) => {
-                    self.pos += 2;
-                    return 0xFF;
-                }
-                Some(&0xFF) | None => self.at_marker = true,
-                Some(&byte) => {
-                    self.pos += 1;
-                    return byte;
-                }
-            }
-        }
-        self.padding += 8;
-        0
+        (self.buffer, self.count) = source.fill_slowly(self.buffer, self.count);
     }
 
     /// The next `n` bits (1 to 32) without consuming them; needs a
@@ -108,12 +91,12 @@ impl<'a> BitReader<'a> {
     /// Bits buffered that came from the data, not from padding.
     #[inline(always)]
     pub fn real_bits(&self) -> u32 {
-        self.count.saturating_sub(self.padding)
+        self.count.saturating_sub(self.source.padding)
     }
 
     /// Whether any padding bit has been consumed: the scan read past its data.
     pub fn overran(&self) -> bool {
-        self.padding > self.count
+        self.source.padding > self.count
     }
 
     /// At a restart interval's end: drops the bits left in the current
@@ -128,22 +111,54 @@ impl<'a> BitReader<'a> {
         if self.real_bits() >= 8 {
             return false;
         }
-        let mut at = self.pos;
-        if self.data.get(at) != Some(&0xFF) {
+        let source = &mut self.source;
+        let mut at = source.pos;
+        if source.data.get(at) != Some(&0xFF) {
             return false;
         }
-        while self.data.get(at) == Some(&0xFF) {
+        while source.data.get(at) == Some(&0xFF) {
             at += 1;
         }
-        if self.data.get(at) != Some(&(0xD0 + expected)) {
+        if source.data.get(at) != Some(&(0xD0 + expected)) {
             return false;
         }
-        self.pos = at + 1;
+        source.pos = at + 1;
+        source.padding = 0;
+        source.at_marker = false;
         self.buffer = 0;
         self.count = 0;
-        self.padding = 0;
-        self.at_marker = false;
         true
+    }
+}
+
+impl Source<'_> {
+    /// Loads bytes one at a time until more than 56 bits are buffered.
+    #[cold]
+    #[inline(never)]
+    fn fill_slowly(&mut self, mut buffer: u64, mut count: u32) -> (u64, u32) {
+        while count <= 56 {
+            buffer = (buffer << 8) | u64::from(self.next_byte());
+            count += 8;
+        }
+        (buffer, count)
+    }
+
+    fn next_byte(&mut self) -> u8 {
+        if !self.at_marker {
+            match self.data.get(self.pos) {
+                Some(&0xFF) if self.data.get(self.pos + 1) == Some(&0x00) => {
+                    self.pos += 2;
+                    return 0xFF;
+                }
+                Some(&0xFF) | None => self.at_marker = true,
+                Some(&byte) => {
+                    self.pos += 1;
+                    return byte;
+                }
+            }
+        }
+        self.padding += 8;
+        0
     }
 }
 
