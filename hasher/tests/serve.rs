@@ -469,6 +469,13 @@ fn index_reloads_on_change_and_on_sighup_and_survives_a_corrupt_file() {
     await_matches(&server, 0);
     server.signal("HUP");
     await_matches(&server, 1);
+    // The log is read from the server's stderr by another thread, which may
+    // not have the line yet when the new index already answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("index reloaded (Signal)") && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         server.log().contains("index reloaded (Signal)"),
         "{}",
