@@ -10,6 +10,7 @@
 mod dct_luma;
 mod jpeg;
 mod other;
+mod png_rows;
 pub mod sniff;
 
 pub use sniff::{sniff, ImageFormat};

@@ -10,7 +10,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 
-use super::{DecodedImage, ImageFormat, Reduction};
+use super::{png_rows, DecodedImage, ImageFormat, Reduction};
 use crate::error::HashError;
 use crate::limits::Limits;
 use crate::pdq::luma::luma_of;
@@ -61,6 +61,11 @@ pub fn decode(
     reduction: Reduction,
     want_exif: bool,
 ) -> Result<DecodedImage, HashError> {
+    if format == ImageFormat::Png {
+        if let Some(decoded) = decode_large_png(bytes, limits, reduction, want_exif)? {
+            return Ok(decoded);
+        }
+    }
     let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut decoder = reader.into_decoder().map_err(|e| map_error(e, limits))?;
     let (width, height) = decoder.dimensions();
@@ -103,6 +108,68 @@ pub fn decode(
         block,
         exif_orientation,
     })
+}
+
+/// A PNG over [`FULL_LUMA_MAX_PIXELS`], read row by row into block means
+/// ([`png_rows`]); `None` when it is small, or interlaced.
+fn decode_large_png(
+    bytes: &[u8],
+    limits: &Limits,
+    reduction: Reduction,
+    want_exif: bool,
+) -> Result<Option<DecodedImage>, HashError> {
+    let Ok(size) = imagesize::blob_size(bytes) else {
+        return Ok(None);
+    };
+    let (width, height) = (size.width as u64, size.height as u64);
+    if width * height <= FULL_LUMA_MAX_PIXELS {
+        return Ok(None);
+    }
+    let (width, height) = (
+        u32::try_from(width).unwrap_or(u32::MAX),
+        u32::try_from(height).unwrap_or(u32::MAX),
+    );
+    let block = reduction.block_size(width, height);
+    if block == 1 {
+        return Ok(None);
+    }
+    let Some(decoded) = png_rows::decode(bytes, limits, block as usize, want_exif)? else {
+        return Ok(None);
+    };
+    Ok(Some(DecodedImage {
+        format: ImageFormat::Png,
+        width,
+        height,
+        luma: decoded.luma,
+        block,
+        exif_orientation: decoded.orientation,
+    }))
+}
+
+/// Means of `factor` x `factor` blocks of full-resolution luma (the last
+/// row and column of blocks may be smaller): the oracle the row-by-row PNG
+/// path is tested against.
+#[cfg(test)]
+pub(super) fn block_means(luma: &LumaImage, factor: usize) -> LumaImage {
+    let (out_w, out_h) = (luma.width.div_ceil(factor), luma.height.div_ceil(factor));
+    let mut pixels = Vec::with_capacity(out_w * out_h);
+    for out_y in 0..out_h {
+        let rows = out_y * factor..((out_y + 1) * factor).min(luma.height);
+        for out_x in 0..out_w {
+            let columns = out_x * factor..((out_x + 1) * factor).min(luma.width);
+            let sum: f64 = rows
+                .clone()
+                .flat_map(|y| columns.clone().map(move |x| (y, x)))
+                .map(|(y, x)| f64::from(luma.pixels[y * luma.width + x]))
+                .sum();
+            pixels.push((sum / (rows.len() * columns.len()) as f64) as f32);
+        }
+    }
+    LumaImage {
+        width: out_w,
+        height: out_h,
+        pixels,
+    }
 }
 
 /// Luma of a decoded image, averaged over `factor` x `factor` blocks.

@@ -484,6 +484,32 @@ pub fn png_zeros(width: u32, height: u32, depth: u8, colour: u8, inflated: usize
     png
 }
 
+/// Bytes of filtered image data an interlaced (Adam7) PNG of this size
+/// needs: seven passes, each a smaller image with its own filter bytes.
+pub fn adam7_raw_len(width: u32, height: u32, bytes_per_pixel: usize) -> usize {
+    const PASSES: [(u32, u32, u32, u32); 7] = [
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ];
+    PASSES
+        .iter()
+        .map(|&(x0, y0, dx, dy)| {
+            let columns = width.saturating_sub(x0).div_ceil(dx) as usize;
+            let rows = height.saturating_sub(y0).div_ceil(dy) as usize;
+            if columns == 0 || rows == 0 {
+                0
+            } else {
+                (columns * bytes_per_pixel + 1) * rows
+            }
+        })
+        .sum()
+}
+
 /// Bytes of filtered image data a PNG of this size needs.
 pub fn png_raw_len(width: u32, height: u32, bytes_per_pixel: usize) -> usize {
     (width as usize * bytes_per_pixel + 1) * height as usize
@@ -1028,8 +1054,9 @@ fn bombs(cases: &mut Vec<Case>) {
         (16_384, 16_384, Refused),
         (0x7FFF_FFFF, 0x7FFF_FFFF, Refused),
         (0xFFFF_FFFF, 1, Refused),
-        // 49 MP passes the pixel limit; 196 MB of RGBA does not fit 48 MiB.
-        (7_000, 7_000, Refused),
+        // 49 MP passes the pixel limit and is read row by row (never 196 MB
+        // of RGBA at once); the small image's data cannot fill it.
+        (7_000, 7_000, Error),
         (0, 0, Error),
         (0, 200, Error),
     ] {
@@ -1165,14 +1192,43 @@ fn bombs(cases: &mut Vec<Case>) {
 
 fn zip_bombs(cases: &mut Vec<Case>) {
     // 4096x4096 RGBA: 64 MiB of pixels, over the edge's 48 MiB; the IDAT
-    // (66 KB) inflates to all of it.
+    // (66 KB) inflates to all of it. Read row by row into block means, it
+    // never needs that buffer, so it is hashed.
     let raw = png_raw_len(4_096, 4_096, 4);
     push(
         cases,
         "zipbomb",
         format!("png 4096x4096 RGBA, IDAT inflating to {} MiB", raw >> 20),
         png_zeros(4_096, 4_096, 8, 6, raw),
-        Expect::Refused,
+        Expect::Hash,
+    );
+    // 7000x7000 grey, 47 MiB of pixels from a 48 KB file: hashed row by row.
+    let raw = png_raw_len(7_000, 7_000, 1);
+    push(
+        cases,
+        "zipbomb",
+        "png 7000x7000 grey, IDAT of exactly its size",
+        png_zeros(7_000, 7_000, 8, 0, raw),
+        Expect::Hash,
+    );
+    // Interlaced (Adam7) rows come in seven passes: such files are decoded
+    // whole, within the allocation cap.
+    let mut interlaced = PNG_SIGNATURE.to_vec();
+    let mut header = ihdr(3_000, 2_000, 8, 0);
+    header[12] = 1;
+    png_chunk(&mut interlaced, b"IHDR", &header);
+    png_chunk(
+        &mut interlaced,
+        b"IDAT",
+        &zlib_zeros(adam7_raw_len(3_000, 2_000, 1)),
+    );
+    png_chunk(&mut interlaced, b"IEND", &[]);
+    push(
+        cases,
+        "zipbomb",
+        "png 3000x2000 grey, interlaced",
+        interlaced,
+        Expect::Hash,
     );
     // 1024x1024 grey, 1 MiB of pixels, IDAT inflating to 256 MiB: the
     // decoder must stop at what the header needs.
