@@ -67,6 +67,27 @@ impl ImageHashes {
 /// Decodes `bytes` and computes PDQ (and its dihedral variants if asked)
 /// and the exact digests.
 pub fn hash_image(bytes: &[u8], options: &HashOptions) -> Result<ImageHashes, HashError> {
+    hash_image_then(bytes, options, || ExactDigests::of(bytes))
+}
+
+/// [`hash_image`] with the exact digests of `bytes` computed elsewhere: the
+/// edge worker has the runtime's native digests, several times faster than
+/// these compiled to wasm, and needs SHA-256 before hashing anyway.
+pub fn hash_image_with_digests(
+    bytes: &[u8],
+    options: &HashOptions,
+    digests: ExactDigests,
+) -> Result<ImageHashes, HashError> {
+    hash_image_then(bytes, options, || digests)
+}
+
+/// Decodes and hashes, then takes the digests: an input refused from its
+/// header costs no digest.
+fn hash_image_then(
+    bytes: &[u8],
+    options: &HashOptions,
+    digests: impl FnOnce() -> ExactDigests,
+) -> Result<ImageHashes, HashError> {
     let decoded = decode::decode(bytes, &options.decode)?;
     let (width, height) = decoded.display_dimensions();
     let format = decoded.format;
@@ -77,7 +98,7 @@ pub fn hash_image(bytes: &[u8], options: &HashOptions) -> Result<ImageHashes, Ha
         Some(luma) => variants::variant_hashes(&luma, full_scale, &output, options.variants),
         None => Vec::new(),
     };
-    let digests = ExactDigests::of(bytes);
+    let digests = digests();
     Ok(ImageHashes {
         format,
         width,

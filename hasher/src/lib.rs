@@ -25,5 +25,5 @@ pub mod variants;
 pub use decode::{sniff, DecodeOptions, ImageFormat, Reduction};
 pub use error::HashError;
 pub use hashes::{HashKind, Md5Digest, ParseHashError, PdqHash, Sha1Digest, Sha256Digest, Vec72};
-pub use image_hashes::{hash_image, HashOptions, ImageHashes};
+pub use image_hashes::{hash_image, hash_image_with_digests, HashOptions, ImageHashes};
 pub use limits::Limits;

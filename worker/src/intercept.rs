@@ -29,6 +29,7 @@ use worker::{Context, Env};
 
 use crate::body::{self, BodyRead};
 use crate::config::{self, with_cache, Config, HASH_INDEX};
+use crate::digests;
 use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
 use crate::lookup::lookup;
@@ -219,7 +220,8 @@ impl Scope {
     /// Phases hash -> look up -> verdict for one image, with the verdict
     /// cache keyed by the bytes' SHA-256 in front.
     async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
-        let sha256 = hashgate::digest::sha256(bytes).to_string();
+        let digests = digests::exact_digests(bytes).await;
+        let sha256 = digests.sha256.to_string();
         let key = CacheKey::Digest {
             route: self.route.verdict_key(),
             sha256: sha256.clone(),
@@ -236,7 +238,7 @@ impl Scope {
             sha256: Some(sha256.clone()),
         };
         // Phase: hash.
-        let hashes = verdict::hash(bytes, &self.route).map_err(unchecked)?;
+        let hashes = verdict::hash(bytes, &self.route, digests).map_err(unchecked)?;
         // Phase: look up.
         let plan = QueryPlan::new(&verdict::query(&hashes, &self.route))
             .map_err(|e| unchecked(e.into()))?;

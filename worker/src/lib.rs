@@ -43,6 +43,8 @@ mod config;
 #[cfg(target_arch = "wasm32")]
 mod consumer;
 #[cfg(target_arch = "wasm32")]
+mod digests;
+#[cfg(target_arch = "wasm32")]
 mod intercept;
 #[cfg(target_arch = "wasm32")]
 mod lookup;

@@ -5,9 +5,12 @@
 //! with which limits, what counts as a match) is tested natively; the
 //! runtime glue in [`crate::intercept`] only adds the I/O around it.
 
+use hashgate::digest::ExactDigests;
 use hashgate::index::{Match, MatchedBy, Query};
 use hashgate::variants::{Variant, VariantOptions};
-use hashgate::{hash_image, DecodeOptions, HashOptions, ImageHashes, Limits, Reduction};
+use hashgate::{
+    hash_image_with_digests, DecodeOptions, HashOptions, ImageHashes, Limits, Reduction,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScanError;
@@ -78,9 +81,13 @@ pub fn hash_options(route: &Route) -> HashOptions {
     }
 }
 
-/// Hash phase.
-pub fn hash(bytes: &[u8], route: &Route) -> Result<ImageHashes, ScanError> {
-    Ok(hash_image(bytes, &hash_options(route))?)
+/// Hash phase, with the body's exact digests already taken.
+pub fn hash(bytes: &[u8], route: &Route, digests: ExactDigests) -> Result<ImageHashes, ScanError> {
+    Ok(hash_image_with_digests(
+        bytes,
+        &hash_options(route),
+        digests,
+    )?)
 }
 
 /// The index query for an image on a route.
@@ -132,6 +139,11 @@ pub fn verdict(matches: &[Match], hashes: &ImageHashes) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hash phase with the hasher's own digests.
+    fn hashed(bytes: &[u8], route: &Route) -> Result<ImageHashes, ScanError> {
+        hash(bytes, route, ExactDigests::of(bytes))
+    }
     use crate::policy::Policy;
     use hashgate::index::lists::parse_hash_list;
     use hashgate::index::{IndexBuilder, QueryPlan};
@@ -155,7 +167,7 @@ mod tests {
             .add_list("demo", parse_hash_list(list).entries)
             .unwrap();
         let index = builder.build().unwrap();
-        let hashes = hash(bytes, route).unwrap();
+        let hashes = hashed(bytes, route).unwrap();
         let plan = QueryPlan::new(&query(&hashes, route)).unwrap();
         let matches = plan
             .resolve(|key| index.records.get(key).map(|v| v.as_bytes()))
@@ -188,16 +200,19 @@ mod tests {
     #[test]
     fn the_route_cap_limits_hashing() {
         let chelsea = fixture("photos/chelsea.jpg");
-        let err = hash(&chelsea, &route(r#", "max_bytes": 1000"#)).unwrap_err();
+        let err = hashed(&chelsea, &route(r#", "max_bytes": 1000"#)).unwrap_err();
         assert_eq!(err.reason(), "over-limits");
         let bomb = fixture("errors/bomb-50000.png");
-        assert_eq!(hash(&bomb, &route("")).unwrap_err().reason(), "over-limits");
         assert_eq!(
-            hash(b"<html>", &route("")).unwrap_err().reason(),
+            hashed(&bomb, &route("")).unwrap_err().reason(),
+            "over-limits"
+        );
+        assert_eq!(
+            hashed(b"<html>", &route("")).unwrap_err().reason(),
             "unsupported-format"
         );
         assert_eq!(
-            hash(&fixture("errors/truncated.jpg"), &route(""))
+            hashed(&fixture("errors/truncated.jpg"), &route(""))
                 .unwrap_err()
                 .reason(),
             "undecodable"
@@ -206,7 +221,7 @@ mod tests {
 
     #[test]
     fn summary_has_no_bytes() {
-        let hashes = hash(&fixture("photos/chelsea.jpg"), &route("")).unwrap();
+        let hashes = hashed(&fixture("photos/chelsea.jpg"), &route("")).unwrap();
         let s = summarize(&hashes);
         assert_eq!(s.sha256.len(), 64);
         assert_eq!(s.pdq.len(), 64);
