@@ -146,34 +146,8 @@ fn decode_large_png(
     }))
 }
 
-/// Means of `factor` x `factor` blocks of full-resolution luma (the last
-/// row and column of blocks may be smaller): the oracle the row-by-row PNG
-/// path is tested against.
-#[cfg(test)]
-pub(super) fn block_means(luma: &LumaImage, factor: usize) -> LumaImage {
-    let (out_w, out_h) = (luma.width.div_ceil(factor), luma.height.div_ceil(factor));
-    let mut pixels = Vec::with_capacity(out_w * out_h);
-    for out_y in 0..out_h {
-        let rows = out_y * factor..((out_y + 1) * factor).min(luma.height);
-        for out_x in 0..out_w {
-            let columns = out_x * factor..((out_x + 1) * factor).min(luma.width);
-            let sum: f64 = rows
-                .clone()
-                .flat_map(|y| columns.clone().map(move |x| (y, x)))
-                .map(|(y, x)| f64::from(luma.pixels[y * luma.width + x]))
-                .sum();
-            pixels.push((sum / (rows.len() * columns.len()) as f64) as f32);
-        }
-    }
-    LumaImage {
-        width: out_w,
-        height: out_h,
-        pixels,
-    }
-}
-
 /// Luma of a decoded image, averaged over `factor` x `factor` blocks.
-fn to_luma(image: DynamicImage, factor: usize) -> LumaImage {
+pub(super) fn to_luma(image: DynamicImage, factor: usize) -> LumaImage {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let (data, channels, grey): (Vec<u8>, usize, bool) = match image {
         DynamicImage::ImageRgb8(buffer) => (buffer.into_raw(), 3, false),

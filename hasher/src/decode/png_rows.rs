@@ -21,11 +21,8 @@ use image::metadata::Orientation;
 
 use crate::error::HashError;
 use crate::limits::Limits;
+use crate::pdq::luma::{LUMA_FROM_B, LUMA_FROM_G, LUMA_FROM_R};
 use crate::pdq::LumaImage;
-
-const LUMA_FROM_R: f64 = 0.299;
-const LUMA_FROM_G: f64 = 0.587;
-const LUMA_FROM_B: f64 = 0.114;
 
 /// A PNG decoded to luma at `block` x `block` pixels per sample, and its
 /// EXIF orientation (when asked for and present).
@@ -167,7 +164,7 @@ fn map_error(error: png::DecodingError, limits: &Limits) -> HashError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{decode as decode_any, DecodeOptions, Reduction};
+    use crate::decode::{decode as decode_any, DecodeOptions};
 
     /// A PNG of `width` x `height` with photo-like samples.
     fn png(width: u32, height: u32, colour: png::ColorType, depth: png::BitDepth) -> Vec<u8> {
@@ -193,17 +190,12 @@ mod tests {
         out
     }
 
-    /// The general path (the image crate, whole image, then block means).
+    /// The general path: the image crate decodes the whole image, then
+    /// its blocks are averaged.
     fn general(bytes: &[u8], block: u32) -> LumaImage {
-        let decoded = super::super::other::decode(
-            bytes,
-            crate::decode::ImageFormat::Png,
-            &Limits::default(),
-            Reduction::Full,
-            false,
-        )
-        .expect("decodes");
-        super::super::other::block_means(&decoded.luma, block as usize)
+        let image =
+            image::load_from_memory_with_format(bytes, image::ImageFormat::Png).expect("decodes");
+        super::super::other::to_luma(image, block as usize)
     }
 
     #[test]

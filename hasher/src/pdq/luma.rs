@@ -17,9 +17,10 @@ pub struct LumaImage {
     pub pixels: Vec<f32>,
 }
 
-const LUMA_FROM_R: f64 = 0.299;
-const LUMA_FROM_G: f64 = 0.587;
-const LUMA_FROM_B: f64 = 0.114;
+/// The reference's luma weights (ITU-R BT.601).
+pub(crate) const LUMA_FROM_R: f64 = 0.299;
+pub(crate) const LUMA_FROM_G: f64 = 0.587;
+pub(crate) const LUMA_FROM_B: f64 = 0.114;
 
 struct LumaTables {
     r: [f64; 256],
