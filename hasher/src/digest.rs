@@ -22,14 +22,9 @@ impl ExactDigests {
         ExactDigests {
             md5: Md5Digest(Md5::digest(bytes).into()),
             sha1: Sha1Digest(Sha1::digest(bytes).into()),
-            sha256: sha256(bytes),
+            sha256: Sha256Digest(Sha256::digest(bytes).into()),
         }
     }
-}
-
-/// SHA-256 alone (the worker's verdict-cache key).
-pub fn sha256(bytes: &[u8]) -> Sha256Digest {
-    Sha256Digest(Sha256::digest(bytes).into())
 }
 
 #[cfg(test)]
