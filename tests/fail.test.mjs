@@ -33,7 +33,7 @@ before(async () => {
       ],
     },
   });
-  await worker.loadIndex(await buildIndex("fail", { demo: DEMO_LIST }));
+  await worker.loadIndex(await buildIndex("fail", { demo: DEMO_LIST }, { layout: "buckets" }));
 });
 
 after(async () => {

@@ -75,6 +75,8 @@ fn build_demo(dir: &Path) -> PathBuf {
         &format!("iwf={}", arg(&iwf)),
         "--out",
         arg(&out),
+        "--layout",
+        "buckets",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
@@ -457,6 +459,8 @@ fn diff_gives_only_the_changed_keys() {
             &format!("x={}", arg(list)),
             "--out",
             arg(&out),
+            "--layout",
+            "buckets",
         ]);
         assert!(output.status.success(), "{}", stderr(&output));
         out

@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hashgate::index::lists::ListEntry;
-use hashgate::index::{IndexBuilder, ListFilter, MatchedBy, Query, QueryPlan, TypedHash};
+use hashgate::index::{
+    IndexBuilder, ListFilter, MatchedBy, Query, QueryPlan, ResidentIndex, TypedHash,
+};
 use hashgate::PdqHash;
 use proptest::prelude::*;
 
@@ -55,14 +57,20 @@ impl Rng {
     /// the 16 chunks: the worst case for multi-index hashing, where no chunk
     /// is left with fewer differences than the pigeonhole bound.
     fn near_spread(&mut self, centre: &PdqHash, bits: u32) -> PdqHash {
-        let mut order: Vec<usize> = (0..16).collect();
-        for i in (1..16).rev() {
+        self.near_spread_over(centre, bits, 16)
+    }
+
+    /// As [`Rng::near_spread`], over the first `chunks` chunks only: with 11,
+    /// the worst case for the resident index's eleven tables.
+    fn near_spread_over(&mut self, centre: &PdqHash, bits: u32, chunks: usize) -> PdqHash {
+        let mut order: Vec<usize> = (0..chunks).collect();
+        for i in (1..chunks).rev() {
             order.swap(i, self.below(i as u64 + 1) as usize);
         }
         let mut hash = *centre;
         let mut flipped = BTreeSet::new();
         for i in 0..bits as usize {
-            let chunk = order[i % 16];
+            let chunk = order[i % chunks];
             loop {
                 let bit = 16 * chunk + self.below(16) as usize;
                 if flipped.insert(bit) {
@@ -96,10 +104,10 @@ fn case(seed: u64, clustered: bool) -> Case {
                 if clustered {
                     let centre = centres[rng.below(3) as usize];
                     let bits = rng.below(41) as u32;
-                    if rng.below(2) == 0 {
-                        rng.near(&centre, bits)
-                    } else {
-                        rng.near_spread(&centre, bits)
+                    match rng.below(3) {
+                        0 => rng.near(&centre, bits),
+                        1 => rng.near_spread(&centre, bits),
+                        _ => rng.near_spread_over(&centre, bits, 11),
                     }
                 } else {
                     rng.hash()
@@ -133,7 +141,9 @@ fn case(seed: u64, clustered: bool) -> Case {
     Case { lists, queries }
 }
 
-fn build(case: &Case) -> BTreeMap<String, String> {
+/// The same lists in both layouts: KV bucket records, and the resident
+/// index loaded from the snapshot.
+fn build(case: &Case) -> (BTreeMap<String, String>, ResidentIndex) {
     let mut builder = IndexBuilder::new();
     for (name, hashes) in &case.lists {
         let entries = hashes
@@ -147,7 +157,10 @@ fn build(case: &Case) -> BTreeMap<String, String> {
             .collect();
         builder.add_list(name, entries).expect("lists are valid");
     }
-    builder.build().expect("build succeeds").records
+    let merged = builder.merge().expect("build succeeds");
+    let snapshot = merged.snapshot().expect("snapshot encodes");
+    let resident = ResidentIndex::load(snapshot).expect("snapshot loads");
+    (merged.records().expect("build succeeds").records, resident)
 }
 
 /// (list, hash, smallest distance over the query hashes) by scanning.
@@ -180,7 +193,7 @@ fn brute_force(
 }
 
 fn check(case: &Case) -> Result<(), TestCaseError> {
-    let records = build(case);
+    let (records, resident) = build(case);
     let subscriptions = [
         ListFilter::All,
         ListFilter::Only(["iwf".to_string()].into()),
@@ -220,6 +233,25 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
                     .id
                     .as_deref()
                     .is_some_and(|id| id.starts_with(m.list.as_str())));
+            }
+            // The resident index answers exactly as the bucket layout: the
+            // same entries, distances and ids, in the same order.
+            let in_memory = resident.find(&query).expect("threshold is in range");
+            let shape = |m: &hashgate::index::Match| {
+                (m.list.clone(), m.hash.to_string(), m.distance, m.id.clone())
+            };
+            prop_assert_eq!(
+                in_memory.iter().map(shape).collect::<Vec<_>>(),
+                matches.iter().map(shape).collect::<Vec<_>>(),
+                "resident vs buckets, threshold {}",
+                threshold
+            );
+            for m in &in_memory {
+                let (MatchedBy::Pdq(index), TypedHash::Pdq(list_hash)) = (m.matched_by, m.hash)
+                else {
+                    return Err(TestCaseError::fail("resident PDQ match mislabelled"));
+                };
+                prop_assert_eq!(pdq[index].distance(&list_hash), m.distance);
             }
             prop_assert_eq!(
                 found,
@@ -262,7 +294,7 @@ fn boundary_distances_are_exact() {
         queries: vec![vec![centre]],
     };
     check(&case).expect("boundary case");
-    let records = build(&case);
+    let (records, _) = build(&case);
     for threshold in 0..=31u32 {
         let query = Query {
             pdq: vec![centre],
@@ -274,6 +306,37 @@ fn boundary_distances_are_exact() {
             .resolve(|k| records.get(k).map(|v| v.as_bytes()))
             .expect("resolves");
         let distances: Vec<u32> = matches.iter().map(|m| m.distance).collect();
+        assert_eq!(distances, (0..=threshold).collect::<Vec<_>>());
+    }
+}
+
+/// The resident index's worst case: the differences spread over its eleven
+/// indexed chunks only, one hash at each distance 0..=33, every threshold.
+#[test]
+fn boundary_distances_over_the_indexed_chunks_are_exact() {
+    let mut rng = Rng(11);
+    let centre = rng.hash();
+    let hashes: Vec<PdqHash> = (0..=33)
+        .map(|bits| rng.near_spread_over(&centre, bits, 11))
+        .collect();
+    let case = Case {
+        lists: BTreeMap::from([("internal", hashes)]),
+        queries: vec![vec![centre]],
+    };
+    check(&case).expect("boundary case");
+    let (_, resident) = build(&case);
+    for threshold in 0..=31u32 {
+        let query = Query {
+            pdq: vec![centre],
+            pdq_threshold: threshold,
+            ..Query::default()
+        };
+        let distances: Vec<u32> = resident
+            .find(&query)
+            .expect("in range")
+            .iter()
+            .map(|m| m.distance)
+            .collect();
         assert_eq!(distances, (0..=threshold).collect::<Vec<_>>());
     }
 }

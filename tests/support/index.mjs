@@ -1,8 +1,8 @@
 // Hash indexes for the tests, built by the real CLI: `hashgate index build`
 // (the same command an operator runs), into target/e2e/index-<name>/.
 //
-//   const bulk = await buildIndex("demo", { demo: DEMO_LIST });  // -> path of kv-bulk.json
-//   await worker.loadIndex(bulk);
+//   const dir = await buildIndex("demo", { demo: DEMO_LIST });  // -> the build directory
+//   await worker.loadIndex(dir);
 
 import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -20,22 +20,25 @@ export const E2E_DIR = path.join(REPO_ROOT, "target", "e2e");
  * (`TYPE,HASH[,ID]`) written to a file first.
  * @param {string} name  output directory name under target/e2e/
  * @param {Record<string, string|string[]>} lists  list name -> path or lines
- * @returns {Promise<string>} path of kv-bulk.json
+ * @param {object} [opts]
+ * @param {"auto"|"resident"|"buckets"} [opts.layout] `--layout`
+ * @returns {Promise<string>} the build directory (`--out`)
  */
-export async function buildIndex(name, lists) {
+export async function buildIndex(name, lists, { layout = "auto" } = {}) {
   const out = path.join(E2E_DIR, `index-${name}`);
-  await mkdir(out, { recursive: true });
-  const args = ["run", "--release", "--quiet", "-p", "hashgate", "--", "index", "build", "--out", out];
+  const listDir = path.join(E2E_DIR, `lists-${name}`);
+  await mkdir(listDir, { recursive: true });
+  const args = ["run", "--release", "--quiet", "-p", "hashgate", "--", "index", "build", "--out", out, "--layout", layout];
   for (const [list, source] of Object.entries(lists)) {
     let file = source;
     if (Array.isArray(source)) {
-      file = path.join(out, `${list}.csv`);
+      file = path.join(listDir, `${list}.csv`);
       await writeFile(file, source.join("\n") + "\n");
     }
     args.push("--list", `${list}=${file}`);
   }
   await run("cargo", args, { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
-  return path.join(out, "kv-bulk.json");
+  return out;
 }
 
 /** `hashgate hash FILE` (one JSON line: pdq, quality, md5, sha1, sha256, ...). */

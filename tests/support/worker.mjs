@@ -17,7 +17,7 @@
 //   const res = await worker.fetch("/web/hello.txt");
 
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
 import { REPO_ROOT } from "./origin.mjs";
@@ -111,14 +111,31 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     dispose: () => mf.dispose(),
     /** Fires the cron trigger (the scheduled handler) once and waits for it. */
     scheduled: async (cron = "* * * * *") => (await mf.getWorker()).scheduled({ cron }),
-    /** Writes a `hashgate index build` kv-bulk.json into HASH_INDEX. */
-    async loadIndex(kvBulkPath) {
+    /**
+     * Uploads a `hashgate index build` directory into HASH_INDEX the way its
+     * printed commands do: the generation's values first (resident parts, or
+     * the bucket layout's kv-bulk files), then `hg2/current`. Returns the
+     * manifest.
+     */
+    async loadIndex(buildDir) {
       const kv = await mf.getKVNamespace(kvName("HASH_INDEX"));
-      const records = JSON.parse(await readFile(kvBulkPath, "utf8"));
-      for (const { key, value, base64 } of records) {
-        await kv.put(key, base64 ? Buffer.from(value, "base64") : value);
+      const manifestText = await readFile(path.join(buildDir, "kv-current.json"), "utf8");
+      const manifest = JSON.parse(manifestText);
+      if (manifest.layout === "resident") {
+        for (const [i, key] of manifest.parts.entries()) {
+          const bytes = await readFile(path.join(buildDir, `kv-part-${i}.bin`));
+          await kv.put(key, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+        }
+      } else {
+        const files = (await readdir(buildDir)).filter((f) => f.startsWith("kv-bulk") && f.endsWith(".json"));
+        for (const file of files) {
+          for (const { key, value, base64 } of JSON.parse(await readFile(path.join(buildDir, file), "utf8"))) {
+            await kv.put(key, base64 ? Buffer.from(value, "base64") : value);
+          }
+        }
       }
-      return records.length;
+      await kv.put("hg2/current", manifestText);
+      return manifest;
     },
     /** Polls REPORTS until `predicate(records)` holds (records: [{key, value, expiration}]). */
     async waitForReports(predicate, { prefix = "", timeoutMs = 10_000 } = {}) {

@@ -59,6 +59,23 @@ pub enum ScanError {
     /// A value read from the index is corrupt.
     #[error("hash index value is corrupt: {0}")]
     IndexCorrupt(#[from] ResolveError),
+    /// The index has no current generation: nothing was uploaded to this
+    /// namespace (or to the local store instead of the deployed one), or the
+    /// binding points at the wrong namespace. Never "no match".
+    #[error("hash index has no current generation ({key} is missing): upload one with the commands `hashgate index build` prints")]
+    IndexMissing { key: &'static str },
+    /// The generation's manifest or snapshot is unreadable.
+    #[error("hash index generation is unusable: {0}")]
+    IndexGeneration(String),
+    /// The route subscribes to lists the index does not hold (a typo would
+    /// otherwise silently match nothing).
+    #[error(
+        "route subscribes to lists the index does not hold: {unknown:?} (the index has {known:?})"
+    )]
+    UnknownLists {
+        unknown: Vec<String>,
+        known: Vec<String>,
+    },
     /// The route's threshold is beyond what the index can answer (cannot
     /// happen with a validated policy; kept so it is not a panic).
     #[error("query refused by the index: {0}")]
@@ -83,7 +100,9 @@ impl ScanError {
             ScanError::Multipart(_) => "bad-multipart",
             ScanError::IndexUnavailable(_) => "index-unavailable",
             ScanError::IndexTimeout { .. } => "index-timeout",
-            ScanError::IndexCorrupt(_) => "index-corrupt",
+            ScanError::IndexCorrupt(_) | ScanError::IndexGeneration(_) => "index-corrupt",
+            ScanError::IndexMissing { .. } => "index-missing",
+            ScanError::UnknownLists { .. } => "unknown-list",
             ScanError::Query(_) => "bad-query",
             ScanError::Body(_) => "body-error",
         }
@@ -122,5 +141,8 @@ mod tests {
             "index-unavailable"
         );
         assert_eq!(ScanError::IndexTimeout { ms: 5 }.reason(), "index-timeout");
+        let missing = ScanError::IndexMissing { key: "hg2/current" };
+        assert_eq!(missing.reason(), "index-missing");
+        assert!(missing.to_string().contains("hg2/current"));
     }
 }

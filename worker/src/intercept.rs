@@ -7,10 +7,11 @@
 //!              -> 451 before the origin sees it, or forward the same bytes
 //! origin       fetch upstream (redirects not followed)
 //! inspect      should this response be looked at? (status, Content-Type, whole-range 206)
-//! cache        URL + ETag seen before? decide without reading
 //! read         read a clone of the body under the route's cap (a peek for non-image types)
-//! hash         PDQ + 8 dihedral variants + MD5/SHA-1/SHA-256, in wasm (verdict cache by SHA-256 first)
-//! look up      KV bulk reads of the keys the index plans, resolved to matches
+//! generation   the current index generation (hg2/current, one KV read per refresh interval)
+//! remembered   a verdict for these bytes (SHA-256), route and generation: this isolate's, then the colo's Cache API
+//! hash         PDQ + 8 dihedral variants + MD5/SHA-1/SHA-256, in wasm
+//! look up      the resident index in memory (loaded once per isolate and generation), or KV bucket reads
 //! verdict      clean or match
 //! respond      clean: the origin's response object itself; block: 451; flag: original + event;
 //!              failure: fail open (original + "unscanned" event) or closed (503 + event)
@@ -22,23 +23,23 @@
 //! Nothing here panics on input: every failure is a [`ScanError`] handled by
 //! the fail mode, or a `JsValue` error for the runtime itself.
 
-use hashgate::index::QueryPlan;
 use wasm_bindgen::JsValue;
 use web_sys::{Request, Response};
 use worker::{Context, Env};
 
 use crate::body::{self, BodyRead};
-use crate::config::{self, with_cache, Config, HASH_INDEX};
+use crate::config::{self, with_cache, Config};
+use crate::current_index;
 use crate::digests;
 use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
-use crate::lookup::lookup;
 use crate::origin;
 use crate::outbox;
 use crate::pattern::host_and_path;
 use crate::policy::{Action, FailMode, Route};
 use crate::respond;
 use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, wasm_memory_bytes};
+use crate::shared_verdicts;
 use crate::sniff::{self, Inspect};
 use crate::upload::{self, UploadPlan};
 use crate::verdict::{self, ImageSummary, Verdict};
@@ -175,6 +176,16 @@ struct Checked {
     cached: bool,
 }
 
+impl Checked {
+    fn remembered(hit: Cached) -> Self {
+        Checked {
+            image: hit.image,
+            verdict: hit.verdict,
+            cached: true,
+        }
+    }
+}
+
 /// An image that could not be checked.
 struct Unchecked {
     error: ScanError,
@@ -217,37 +228,47 @@ impl Scope {
         });
     }
 
-    /// Phases hash -> look up -> verdict for one image, with the verdict
-    /// cache keyed by the bytes' SHA-256 in front.
+    /// Phases generation -> remembered -> hash -> look up -> verdict for one
+    /// image. A remembered verdict (this isolate's, then the colo's Cache
+    /// API) is keyed by the bytes' SHA-256, the route and the current index
+    /// generation.
     async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
         let digests = digests::exact_digests(bytes).await;
         let sha256 = digests.sha256.to_string();
-        let key = CacheKey::Digest {
-            route: self.route.verdict_key(),
-            sha256: sha256.clone(),
-        };
-        if let Some(hit) = with_cache(|cache| cache.get(&key, now_ms())) {
-            return Ok(Checked {
-                image: hit.image,
-                verdict: hit.verdict,
-                cached: true,
-            });
-        }
         let unchecked = |error: ScanError| Unchecked {
             error,
             sha256: Some(sha256.clone()),
         };
+        // Phase: generation (one small KV read per refresh interval).
+        let manifest = current_index::manifest(
+            &self.env,
+            self.config.policy.index.refresh_seconds,
+            self.route.kv_timeout_ms,
+        )
+        .await
+        .map_err(unchecked)?;
+        current_index::check_lists(&manifest, &self.route.lists).map_err(unchecked)?;
+        // Phase: remembered.
+        let key = CacheKey {
+            route: self.route.verdict_key(),
+            generation: manifest.generation.clone(),
+            sha256: sha256.clone(),
+        };
+        let cache = self.config.policy.cache;
+        if let Some(hit) = with_cache(|c| c.get(&key, now_ms())) {
+            return Ok(Checked::remembered(hit));
+        }
+        if cache.shared && cache.ttl_seconds > 0 {
+            if let Some(hit) = shared_verdicts::get(&key).await {
+                with_cache(|c| c.insert(key.clone(), hit.clone(), now_ms()));
+                return Ok(Checked::remembered(hit));
+            }
+        }
         // Phase: hash.
         let hashes = verdict::hash(bytes, &self.route, digests).map_err(unchecked)?;
         // Phase: look up.
-        let plan = QueryPlan::new(&verdict::query(&hashes, &self.route))
-            .map_err(|e| unchecked(e.into()))?;
-        let kv = self.env.kv(HASH_INDEX).map_err(|e| {
-            unchecked(ScanError::IndexUnavailable(format!(
-                "{HASH_INDEX} is not bound: {e}"
-            )))
-        })?;
-        let matches = lookup(&kv, &plan, self.route.kv_timeout_ms)
+        let query = verdict::query(&hashes, &self.route);
+        let matches = current_index::find(&self.env, &manifest, &query, self.route.kv_timeout_ms)
             .await
             .map_err(unchecked)?;
         // Phase: verdict.
@@ -260,11 +281,16 @@ impl Scope {
             image: checked.image.clone(),
             verdict: checked.verdict.clone(),
         };
-        with_cache(|cache| cache.insert(key, value, now_ms()));
+        with_cache(|c| c.insert(key.clone(), value.clone(), now_ms()));
+        if cache.shared && cache.ttl_seconds > 0 {
+            self.ctx.wait_until(async move {
+                shared_verdicts::put(&key, &value, cache.ttl_seconds).await;
+            });
+        }
         Ok(checked)
     }
 
-    /// Phases inspect -> cache -> read -> check -> respond for a response.
+    /// Phases inspect -> read -> check -> respond for a response.
     async fn check_response(&self, response: Response) -> Result<Response, JsValue> {
         let headers = response.headers();
         // Phase: inspect.
@@ -275,23 +301,6 @@ impl Scope {
         );
         if let Inspect::Skip(_) = inspect {
             return self.debug(response, "skip", None);
-        }
-
-        // Phase: cache (URL + ETag).
-        let url_key = header(&headers, "etag").map(|etag| CacheKey::Url {
-            route: self.route.verdict_key(),
-            url: self.url.clone(),
-            etag,
-        });
-        if let Some(key) = &url_key {
-            if let Some(hit) = with_cache(|cache| cache.get(key, now_ms())) {
-                let checked = Checked {
-                    image: hit.image,
-                    verdict: hit.verdict,
-                    cached: true,
-                };
-                return self.respond_to_response(response, checked);
-            }
         }
 
         // Phase: read (a clone; the original stays intact).
@@ -320,16 +329,7 @@ impl Scope {
 
         // Phases: hash, look up, verdict.
         match self.check_image(&bytes).await {
-            Ok(checked) => {
-                if let Some(key) = url_key {
-                    let value = Cached {
-                        image: checked.image.clone(),
-                        verdict: checked.verdict.clone(),
-                    };
-                    with_cache(|cache| cache.insert(key, value, now_ms()));
-                }
-                self.respond_to_response(response, checked)
-            }
+            Ok(checked) => self.respond_to_response(response, checked),
             Err(unchecked) => self.fail_response(response, unchecked),
         }
     }

@@ -8,7 +8,8 @@
 //! `cargo test -p hashgate-worker`; the runtime modules are wasm32-only.
 //!
 //! * fetch: [`intercept`] (phases route -> upload -> origin -> inspect ->
-//!   cache -> read -> hash -> look up -> verdict -> respond);
+//!   read -> generation -> remembered -> hash -> look up -> verdict ->
+//!   respond);
 //! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
 //!   dead letters);
 //! * scheduled (cron): [`outbox`] drain (events the queue refused when
@@ -43,6 +44,8 @@ mod config;
 #[cfg(target_arch = "wasm32")]
 mod consumer;
 #[cfg(target_arch = "wasm32")]
+mod current_index;
+#[cfg(target_arch = "wasm32")]
 mod digests;
 #[cfg(target_arch = "wasm32")]
 mod intercept;
@@ -50,6 +53,8 @@ mod intercept;
 mod lookup;
 #[cfg(target_arch = "wasm32")]
 mod runtime;
+#[cfg(target_arch = "wasm32")]
+mod shared_verdicts;
 
 #[cfg(target_arch = "wasm32")]
 mod glue {
@@ -74,6 +79,6 @@ mod glue {
 
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        crate::outbox::drain_and_log(&env).await
+        crate::outbox::drain_marked_and_log(&env).await
     }
 }

@@ -12,7 +12,16 @@
 //! (`scheduled`, declared in `wrangler.toml`), and by an isolate that wrote
 //! to the outbox itself, on a later request, at most every
 //! [`DRAIN_INTERVAL_MS`]: the queue is usually back long before the next
-//! cron tick. An entry is deleted only after the queue accepted it. That
+//! cron tick.
+//!
+//! The cron tick runs every minute, and a KV list costs as much as a write
+//! (1,000 a day on the free plan): listing every minute would be 1,440 a
+//! day. So whoever writes an entry also writes the marker [`OUTBOX_MARKER`];
+//! a tick reads only the marker (one key read, 1,440 a day of the free
+//! plan's 100,000) and lists only when it is there. A tick deletes the
+//! marker before it lists and puts it back if entries are left, so an entry
+//! written during a drain is never stranded: either its marker write comes
+//! after the delete, or the list after the delete sees the entry. An entry is deleted only after the queue accepted it. That
 //! makes delivery at-least-once (an entry sent but not yet deleted may be
 //! sent again, by a concurrent drain or after a failed delete), with the
 //! event's own id: the consumer counts an event id once
@@ -37,6 +46,9 @@ pub const DRAIN_BATCH: usize = 50;
 /// Batches per drain (each costs a list, a bulk read, a batch send and a
 /// delete per entry: well within a cron invocation's subrequest budget).
 pub const DRAIN_MAX_BATCHES: usize = 8;
+
+/// Present in `REPORTS` while the outbox may hold entries (see above).
+pub const OUTBOX_MARKER: &str = "outbox/pending";
 
 /// The outbox key of an event.
 pub fn key(event: &Event) -> String {
@@ -129,6 +141,9 @@ mod runtime {
             .map_err(|e| e.to_string())?
             .expiration_ttl(OUTBOX_RETENTION_SECONDS)
             .execute()
+            .await
+            .map_err(|e| e.to_string())?;
+        mark(&reports)
             .await
             .map_err(|e| format!("writing it to the outbox failed: {e}"))?;
         PENDING.with(|p| p.set(true));
@@ -233,16 +248,65 @@ mod runtime {
         }
     }
 
-    /// Drains, logging the outcome (for `waitUntil` and the cron handler).
-    pub async fn drain_and_log(env: &Env) {
-        match drain(env).await {
-            Ok(d) if d.sent > 0 || d.invalid > 0 => log_warn(&format!(
+    /// Writes the marker that tells the cron tick to look.
+    async fn mark(reports: &KvStore) -> Result<(), String> {
+        reports
+            .put(OUTBOX_MARKER, "1")
+            .map_err(|e| e.to_string())?
+            .expiration_ttl(OUTBOX_RETENTION_SECONDS)
+            .execute()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The cron tick: drains only if the marker says there is something to
+    /// drain (one key read otherwise), logging the outcome.
+    pub async fn drain_marked_and_log(env: &Env) {
+        let Ok(reports) = env.kv(REPORTS) else {
+            return drain_and_log(env).await;
+        };
+        match reports.get(OUTBOX_MARKER).text().await {
+            Ok(None) => return,
+            Ok(Some(_)) => {}
+            Err(e) => log_warn(&format!(
+                "hashgate: outbox marker not readable ({e}); draining"
+            )),
+        }
+        if let Err(e) = reports.delete(OUTBOX_MARKER).await {
+            log_warn(&format!("hashgate: outbox marker not deleted ({e})"));
+        }
+        let left = match drain(env).await {
+            Ok(d) => {
+                log_drained(&d);
+                d.more
+            }
+            Err(e) => {
+                log_warn(&format!("hashgate: outbox not drained: {e}"));
+                true
+            }
+        };
+        if left {
+            if let Err(e) = mark(&reports).await {
+                log_error(&format!("hashgate: outbox marker not restored ({e})"));
+            }
+        }
+    }
+
+    fn log_drained(d: &Drained) {
+        if d.sent > 0 || d.invalid > 0 {
+            log_warn(&format!(
                 "hashgate: outbox drained: {} events sent to {MATCH_EVENTS}, {} invalid entries deleted{}",
                 d.sent,
                 d.invalid,
                 if d.more { ", more left" } else { "" }
-            )),
-            Ok(_) => {}
+            ));
+        }
+    }
+
+    /// Drains, logging the outcome (for `waitUntil` and the cron handler).
+    pub async fn drain_and_log(env: &Env) {
+        match drain(env).await {
+            Ok(d) => log_drained(&d),
             Err(e) => log_warn(&format!("hashgate: outbox not drained: {e}")),
         }
     }
@@ -274,5 +338,7 @@ mod tests {
         );
         assert_eq!(key(&event), "outbox/v1/e-1");
         assert!(!OUTBOX_PREFIX.starts_with(crate::report::REPORT_PREFIX));
+        // The marker is not an entry: a drain never sends or deletes it.
+        assert!(!OUTBOX_MARKER.starts_with(OUTBOX_PREFIX));
     }
 }

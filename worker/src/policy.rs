@@ -13,8 +13,16 @@
 //!              "fail": "open", "max_bytes": 16777216,
 //!              "notify": {"webhook": "https://ops.example.com/hashgate"}}],
 //!  "blocked_by": "https://example.com/legal/blocking",
-//!  "verdict_cache": {"ttl_seconds": 300, "max_entries": 4096}}
+//!  "verdict_cache": {"ttl_seconds": 300, "max_entries": 4096, "shared": true},
+//!  "index": {"refresh_seconds": 30}}
 //! ```
+//!
+//! Top-level fields: `blocked_by` (the RFC 7725 `Link` target of 451
+//! answers); `verdict_cache` (remembered verdicts: `ttl_seconds`, 0 turns
+//! remembering off; `max_entries` per isolate; `shared`, default `true`,
+//! also shares them through the colo's Cache API, see
+//! [`crate::verdict_cache`]); `index.refresh_seconds` (default 30, 1..=3600:
+//! how often an isolate looks for a new index generation).
 //!
 //! Route fields and defaults:
 //! * `pattern` (required): Cloudflare route syntax, see [`crate::pattern`];
@@ -145,10 +153,26 @@ impl Route {
 /// Verdict cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// 0 turns the cache off.
+    /// 0 turns the cache off (both tiers).
     pub ttl_seconds: u32,
     pub max_entries: usize,
+    /// Whether verdicts are also shared through the colo's Cache API.
+    pub shared: bool,
 }
+
+/// How the isolate follows index generations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSettings {
+    /// How often an isolate reads `hg2/current` to learn of a new
+    /// generation: with KV's own propagation (up to 60 s), the bound on how
+    /// long after an upload a newly listed image is blocked everywhere.
+    pub refresh_seconds: u32,
+}
+
+/// Default `index.refresh_seconds`.
+pub const DEFAULT_INDEX_REFRESH_SECONDS: u32 = 30;
+/// Largest `index.refresh_seconds`.
+pub const MAX_INDEX_REFRESH_SECONDS: u32 = 3600;
 
 /// The whole policy, validated; routes most specific first.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +180,7 @@ pub struct Policy {
     routes: Vec<Route>,
     pub blocked_by: Option<String>,
     pub cache: CacheSettings,
+    pub index: IndexSettings,
 }
 
 /// Why a policy was refused.
@@ -181,6 +206,8 @@ pub enum PolicyError {
     BlockedBy(String),
     #[error("verdict_cache.max_entries {0} is out of range 1..={MAX_CACHE_ENTRIES}")]
     CacheEntries(usize),
+    #[error("index.refresh_seconds {0} is out of range 1..={MAX_INDEX_REFRESH_SECONDS}")]
+    IndexRefresh(u32),
 }
 
 /// What is wrong with one route.
@@ -216,6 +243,8 @@ struct PolicyDoc {
     blocked_by: Option<String>,
     #[serde(default)]
     verdict_cache: Option<CacheDoc>,
+    #[serde(default)]
+    index: Option<IndexDoc>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +254,23 @@ struct CacheDoc {
     ttl_seconds: u32,
     #[serde(default = "default_entries")]
     max_entries: usize,
+    #[serde(default = "default_true")]
+    shared: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexDoc {
+    #[serde(default = "default_refresh")]
+    refresh_seconds: u32,
+}
+
+fn default_refresh() -> u32 {
+    DEFAULT_INDEX_REFRESH_SECONDS
 }
 
 fn default_ttl() -> u32 {
@@ -331,6 +377,7 @@ impl Policy {
             None => CacheSettings {
                 ttl_seconds: DEFAULT_CACHE_TTL_SECONDS,
                 max_entries: DEFAULT_CACHE_ENTRIES,
+                shared: true,
             },
             Some(c) => {
                 if c.max_entries == 0 || c.max_entries > MAX_CACHE_ENTRIES {
@@ -339,13 +386,21 @@ impl Policy {
                 CacheSettings {
                     ttl_seconds: c.ttl_seconds,
                     max_entries: c.max_entries,
+                    shared: c.shared,
                 }
             }
         };
+        let refresh_seconds = doc
+            .index
+            .map_or(DEFAULT_INDEX_REFRESH_SECONDS, |i| i.refresh_seconds);
+        if refresh_seconds == 0 || refresh_seconds > MAX_INDEX_REFRESH_SECONDS {
+            return Err(PolicyError::IndexRefresh(refresh_seconds));
+        }
         Ok(Policy {
             routes,
             blocked_by: doc.blocked_by,
             cache,
+            index: IndexSettings { refresh_seconds },
         })
     }
 

@@ -1,23 +1,31 @@
-//! Verdicts remembered per isolate, so a popular image is not decoded,
-//! hashed and looked up again on every request.
+//! Verdicts remembered, so a popular image is not decoded, hashed and
+//! looked up again on every request.
 //!
-//! Two keys lead to one verdict:
-//! * the SHA-256 of the bytes: the same file under any URL skips decoding,
-//!   hashing and the KV reads (it is still read, to compute the digest);
-//! * the URL plus the origin's `ETag`: a repeat of a known response is
-//!   decided before its body is read, so a clean image streams through
-//!   untouched and a listed one is refused without reading it.
+//! A verdict is remembered under the SHA-256 of the bytes it was reached
+//! for, the route's [`crate::policy::Route::verdict_key`] (threshold and
+//! lists) and the index generation ([`hashgate::index::generation`]): a
+//! verdict is only valid for those, and none reached against an older index
+//! is used once the isolate knows a newer one. Two tiers share the key:
+//! * this isolate's map (no I/O at all), bounded and expiring by the
+//!   policy's `verdict_cache` settings;
+//! * the colo's Cache API ([`CacheKey::url`], [`SharedVerdict`]), which every
+//!   isolate of the data centre shares, so a repeat image costs no index
+//!   read in a fresh isolate either.
 //!
-//! Both keys include the route's [`crate::policy::Route::verdict_key`]
-//! (threshold and lists), since a verdict is only valid for those. Entries
-//! expire after the policy's TTL so that index updates take effect, and the
-//! oldest entries are evicted beyond the size limit. Failures are never
-//! cached: a transient KV error must not stick. The clock is passed in
-//! (milliseconds), which keeps this module pure and testable.
+//! There is deliberately no key by URL and `ETag`: an origin may serve
+//! different bytes under the same URL and ETag (a careless deploy, or an
+//! attacker who controls the origin), and a verdict reached by name would let
+//! them through. The body is always read and its SHA-256 taken (Web Crypto,
+//! a fraction of a millisecond per MiB) before any remembered verdict is used.
+//!
+//! Failures are never remembered: a transient KV error must not stick. The
+//! clock is passed in (milliseconds), which keeps this module pure.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::verdict::{ImageSummary, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::verdict::{ImageSummary, MatchSummary, Verdict};
 
 /// A remembered verdict and the image it was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,18 +34,74 @@ pub struct Cached {
     pub verdict: Verdict,
 }
 
-/// A cache key.
+/// What a verdict is remembered under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CacheKey {
-    Digest {
-        route: String,
-        sha256: String,
-    },
-    Url {
-        route: String,
-        url: String,
-        etag: String,
-    },
+pub struct CacheKey {
+    /// [`crate::policy::Route::verdict_key`].
+    pub route: String,
+    /// The index generation the verdict was reached against.
+    pub generation: String,
+    /// The SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+/// Host of the Cache API keys: a reserved name (RFC 2606) that no request
+/// can carry, so no client fetch can collide with a verdict entry.
+const SHARED_HOST: &str = "verdicts.hashgate.invalid";
+
+impl CacheKey {
+    /// The key's URL in the colo's Cache API. The route key is hashed into
+    /// the path (it holds list names and punctuation).
+    pub fn url(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let route = hex::encode(&Sha256::digest(self.route.as_bytes())[..8]);
+        format!(
+            "https://{SHARED_HOST}/v1/{}/{route}/{}",
+            self.generation, self.sha256
+        )
+    }
+}
+
+/// A verdict as stored in the Cache API: JSON, versioned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedVerdict {
+    pub v: u32,
+    pub image: ImageSummary,
+    /// Empty: clean.
+    pub matches: Vec<MatchSummary>,
+}
+
+impl SharedVerdict {
+    pub const VERSION: u32 = 1;
+
+    pub fn from_cached(cached: &Cached) -> Self {
+        SharedVerdict {
+            v: Self::VERSION,
+            image: cached.image.clone(),
+            matches: match &cached.verdict {
+                Verdict::Clean => Vec::new(),
+                Verdict::Match(matches) => matches.clone(),
+            },
+        }
+    }
+
+    /// The remembered verdict, if it is one this build understands and it is
+    /// about the bytes asked for.
+    pub fn into_cached(self, sha256: &str) -> Option<Cached> {
+        if self.v != Self::VERSION || self.image.sha256 != sha256 {
+            return None;
+        }
+        let verdict = if self.matches.is_empty() {
+            Verdict::Clean
+        } else {
+            Verdict::Match(self.matches)
+        };
+        Some(Cached {
+            image: self.image,
+            verdict,
+        })
+    }
 }
 
 struct Entry {
@@ -173,8 +237,9 @@ mod tests {
     }
 
     fn key(n: u32) -> CacheKey {
-        CacheKey::Digest {
+        CacheKey {
             route: "t31:*".into(),
+            generation: "g1".into(),
             sha256: n.to_string(),
         }
     }
@@ -191,21 +256,51 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_per_route() {
+    fn keys_are_per_route_and_generation() {
         let mut cache = VerdictCache::new(10, 100);
         cache.insert(key(1), cached("a"), 0.0);
-        let other_route = CacheKey::Digest {
+        let other_route = CacheKey {
             route: "t10:demo".into(),
-            sha256: "1".into(),
+            ..key(1)
         };
         assert_eq!(cache.get(&other_route, 1.0), None);
-        let url = CacheKey::Url {
-            route: "t31:*".into(),
-            url: "https://a/x.jpg".into(),
-            etag: "\"1\"".into(),
+        let newer_index = CacheKey {
+            generation: "g2".into(),
+            ..key(1)
         };
-        cache.insert(url.clone(), cached("u"), 0.0);
-        assert_eq!(cache.get(&url, 1.0), Some(cached("u")));
+        assert_eq!(cache.get(&newer_index, 1.0), None);
+        assert_eq!(cache.get(&key(1), 1.0), Some(cached("a")));
+    }
+
+    #[test]
+    fn shared_urls_differ_by_every_part_of_the_key() {
+        let base = key(1).url();
+        assert!(base.starts_with("https://verdicts.hashgate.invalid/v1/g1/"));
+        for other in [
+            CacheKey {
+                route: "t10:demo".into(),
+                ..key(1)
+            },
+            CacheKey {
+                generation: "g2".into(),
+                ..key(1)
+            },
+            key(2),
+        ] {
+            assert_ne!(other.url(), base);
+        }
+    }
+
+    #[test]
+    fn shared_verdicts_round_trip_and_refuse_other_bytes() {
+        let clean = cached("abc");
+        let shared = SharedVerdict::from_cached(&clean);
+        let json = serde_json::to_string(&shared).unwrap();
+        let back: SharedVerdict = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.clone().into_cached("abc"), Some(clean));
+        assert_eq!(back.into_cached("other"), None);
+        let old = SharedVerdict { v: 0, ..shared };
+        assert_eq!(old.into_cached("abc"), None);
     }
 
     #[test]

@@ -140,8 +140,14 @@ impl IndexBuilder {
         self.allow.extend(entries);
     }
 
-    /// Builds every record.
+    /// Builds every record of the KV bucket layout.
     pub fn build(self) -> Result<BuiltIndex, BuildError> {
+        self.merge()?.records()
+    }
+
+    /// Merges the lists into one entry per distinct hash and applies the
+    /// allowlist: the step every index layout starts from.
+    pub fn merge(self) -> Result<MergedIndex, BuildError> {
         let IndexBuilder {
             lists,
             mut raw,
@@ -201,6 +207,49 @@ impl IndexBuilder {
             }
         }
 
+        let allow = allow
+            .into_iter()
+            .map(|(hash, set)| (hash, set.allowance()))
+            .collect();
+        Ok(MergedIndex {
+            lists,
+            entries: merged,
+            allow,
+            summary,
+        })
+    }
+}
+
+/// The lists merged: one entry per distinct hash, sorted by hash, each with
+/// the lists (and ids) holding it; allowlisted memberships already dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergedIndex {
+    /// The lists given to the build, in the order given.
+    pub lists: Vec<ListName>,
+    /// Sorted by hash; every entry has at least one membership.
+    pub entries: Vec<(TypedHash, Vec<Membership>)>,
+    /// Allowlisted hashes and the lists each is allowed for.
+    pub allow: BTreeMap<TypedHash, Allowance>,
+    /// Counts (the KV fields `keys`, `bytes`, `largest_value` are filled by
+    /// [`MergedIndex::records`]).
+    pub summary: BuildSummary,
+}
+
+impl MergedIndex {
+    /// The whole index as one [`super::snapshot`] document.
+    pub fn snapshot(&self) -> Result<Vec<u8>, super::snapshot::SnapshotError> {
+        super::snapshot::encode(&self.lists, &self.entries, &self.allow)
+    }
+
+    /// The KV bucket layout (`hg1/`): every record, keyed as
+    /// [`super::layout`] says.
+    pub fn records(self) -> Result<BuiltIndex, BuildError> {
+        let MergedIndex {
+            entries: merged,
+            allow,
+            mut summary,
+            ..
+        } = self;
         let mut records = BTreeMap::new();
         let mut pdq = Vec::new();
         let mut vec72 = Vec::new();
@@ -209,10 +258,7 @@ impl IndexBuilder {
                 TypedHash::Pdq(h) => pdq.push((h, memberships)),
                 TypedHash::Vec72(v) => vec72.push((v, memberships)),
                 TypedHash::Md5(_) | TypedHash::Sha1(_) | TypedHash::Sha256(_) => {
-                    let allowance = allow
-                        .get(&hash)
-                        .map(AllowSet::allowance)
-                        .unwrap_or_default();
+                    let allowance = allow.get(&hash).cloned().unwrap_or_default();
                     if let Ok(digest) = ExactDigest::try_from(hash) {
                         let record = ExactRecord {
                             memberships,
@@ -229,7 +275,7 @@ impl IndexBuilder {
                 TypedHash::Pdq(h) => {
                     let record = ExactRecord {
                         memberships: Vec::new(),
-                        allowance: allowed.allowance(),
+                        allowance: allowed.clone(),
                     };
                     records.insert(layout::pdq_allow_key(h), record::encode_exact(&record));
                 }
@@ -238,7 +284,7 @@ impl IndexBuilder {
                     if let Ok(digest) = ExactDigest::try_from(*hash) {
                         let record = ExactRecord {
                             memberships: Vec::new(),
-                            allowance: allowed.allowance(),
+                            allowance: allowed.clone(),
                         };
                         records
                             .entry(layout::exact_key(&digest))

@@ -23,10 +23,13 @@
 
 pub mod build;
 pub mod diff;
+pub mod generation;
 pub mod layout;
 pub mod lists;
 pub mod query;
 pub mod record;
+pub mod resident;
+pub mod snapshot;
 
 use core::fmt;
 
@@ -36,12 +39,15 @@ use crate::hashes::{
     HashKind, Md5Digest, ParseHashError, PdqHash, Sha1Digest, Sha256Digest, Vec72,
 };
 
-pub use build::{BuildError, BuildSummary, BuiltIndex, IndexBuilder, KindCounts};
+pub use build::{BuildError, BuildSummary, BuiltIndex, IndexBuilder, KindCounts, MergedIndex};
 pub use diff::{diff_sorted, Change, DiffError, DiffSummary};
+pub use generation::{Layout, Manifest, CURRENT_KEY};
 pub use layout::{KV_BATCH_LIMIT, MAX_PDQ_THRESHOLD, PREFIX};
 pub use lists::{parse_allowlist, parse_hash_list, AllowEntry, AllowScope, LineError, ListEntry};
 pub use query::{ListFilter, Match, MatchedBy, Query, QueryError, QueryPlan, ResolveError};
 pub use record::RecordError;
+pub use resident::ResidentIndex;
+pub use snapshot::{Snapshot, SnapshotError};
 
 /// A list's name (`ncmec`, `iwf`, ...), checked by
 /// [`lists::validate_list_name`].

@@ -1,5 +1,18 @@
 //! The files of a built index directory.
 //!
+//! * `index.snapshot`: the whole index in one checksummed file
+//!   ([`hashgate::index::snapshot`]); what `match`, `scan` and `serve` load.
+//! * `kv-current.json`: the generation's manifest, the value of
+//!   `hg2/current` ([`hashgate::index::generation`]); uploaded last.
+//! * `kv-part-N.bin` (resident layout): the snapshot in parts, the values of
+//!   `hg2/<generation>/part/N`, uploaded before the manifest.
+//!
+//! A build is written into a new directory beside `--out` and then swapped
+//! with it in one atomic step ([`publish_dir`]), so that after a crash at
+//! any point `--out` is wholly the old build or wholly the new one.
+//!
+//! For the bucket layout (indexes too large to hold in an isolate), also:
+//!
 //! * `index.hgkv`: the local copy of the records, exactly the keys and
 //!   values Workers KV gets, sorted by key. `hashgate match` reads it with
 //!   the same plan/resolve code the worker runs against KV, and `hashgate
@@ -28,6 +41,127 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 pub const RECORDS_FILE: &str = "index.hgkv";
+pub const SNAPSHOT_FILE: &str = "index.snapshot";
+pub const MANIFEST_FILE: &str = "kv-current.json";
+
+/// The file holding part `index` of a resident snapshot.
+pub fn part_file(index: usize) -> String {
+    format!("kv-part-{index}.bin")
+}
+
+/// Writes `bytes` to `path` and syncs it to disk.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A fresh directory beside `out` to build into (its name starts with
+/// `out`'s, so it is on the same file system and [`publish_dir`] can swap).
+pub fn staging_dir(out: &Path) -> anyhow::Result<PathBuf> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "index".to_owned());
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let staging = parent.join(format!(".{name}.building-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    Ok(staging)
+}
+
+/// Makes the finished `staging` directory become `out`, atomically: on
+/// Linux by exchanging the two paths in one `renameat2(RENAME_EXCHANGE)`,
+/// then removing what was `out`. A crash before the exchange leaves `out`
+/// as it was, after it leaves the new build; either way only a stale
+/// staging directory may be left beside it (removed by the next build).
+pub fn publish_dir(staging: &Path, out: &Path) -> anyhow::Result<()> {
+    sync_dir(staging);
+    if std::fs::symlink_metadata(out).is_err() {
+        std::fs::rename(staging, out)
+            .with_context(|| format!("renaming {} to {}", staging.display(), out.display()))?;
+    } else {
+        exchange(staging, out)?;
+        // `staging` now holds the previous build.
+        std::fs::remove_dir_all(staging)
+            .with_context(|| format!("removing the previous build {}", staging.display()))?;
+    }
+    if let Some(parent) = out.parent() {
+        sync_dir(if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        });
+    }
+    Ok(())
+}
+
+/// Removes staging directories a killed build left beside `out`.
+pub fn remove_stale_staging(out: &Path) {
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = format!(".{name}.building-");
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).context("path holds a NUL byte");
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: both are valid NUL-terminated paths; renameat2 reads them only.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("exchanging {} and {}", a.display(), b.display()));
+    }
+    Ok(())
+}
+
+/// Elsewhere: move the old build aside, then the new one in (a crash
+/// between the two renames leaves the old build under the aside name).
+#[cfg(not(target_os = "linux"))]
+fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
+    let aside = a.with_extension("previous");
+    std::fs::rename(b, &aside)?;
+    std::fs::rename(a, b)?;
+    std::fs::rename(&aside, a)?;
+    Ok(())
+}
 pub const BULK_STEM: &str = "kv-bulk";
 pub const DELETE_FILE: &str = "kv-delete.json";
 const MAGIC: &[u8] = b"HGKV2\n";

@@ -1,19 +1,16 @@
 //! `hashgate match`: look images or hashes up in a built index, one JSON
-//! line per query. It plans every query, reads the keys they need from the
-//! local index file in one pass, and resolves with the same library code the
-//! worker runs against Workers KV.
+//! line per query, answered in memory by the same library code the worker
+//! runs ([`hashgate::index::ResidentIndex`]).
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hashgate::index::{Query, QueryPlan, TypedHash};
+use hashgate::index::{Query, TypedHash};
 use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
-use crate::index_store::RecordReader;
 use crate::lines::{print_lines, MatchLine, MatchOutput};
-use crate::matching::{MatchFlags, MatchSettings};
+use crate::matching::{MatchFlags, MatchSettings, MemoryIndex};
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -83,61 +80,27 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("nothing to match: give image files or --pdq/--md5/--sha1/--sha256/--vec72");
     }
 
-    let plans: Vec<Result<QueryPlan, String>> = queries
-        .iter()
-        .map(|(_, query)| {
-            let query = query.as_ref().map_err(Clone::clone)?;
-            QueryPlan::new(query).map_err(|e| e.to_string())
-        })
-        .collect();
-    let wanted: HashSet<&str> = plans
-        .iter()
-        .flatten()
-        .flat_map(|plan| plan.keys().iter().map(String::as_str))
-        .collect();
-    let values = read_values(&args.index, &wanted)?;
-
-    print_lines(
-        queries
-            .into_iter()
-            .zip(plans)
-            .enumerate()
-            .map(|(index, ((name, _), plan))| {
-                let resolved = plan.and_then(|plan| {
-                    plan.resolve(|key| values.get(key).map(|v| v.as_bytes()))
-                        .map_err(|e| e.to_string())
-                });
-                match resolved {
-                    Ok(matches) => {
-                        let matches = match images.get(index) {
-                            Some(Some(hashes)) => MatchLine::for_image(hashes, matches),
-                            _ => matches.into_iter().map(MatchLine::from).collect(),
-                        };
-                        (
-                            MatchOutput::Matched {
-                                query: name,
-                                matches,
-                            },
-                            false,
-                        )
-                    }
-                    Err(error) => (MatchOutput::Failed { query: name, error }, true),
-                }
-            }),
-    )
-}
-
-/// One pass over the local index file, keeping the values of `wanted` keys.
-fn read_values(
-    dir: &std::path::Path,
-    wanted: &HashSet<&str>,
-) -> anyhow::Result<HashMap<String, String>> {
-    let mut reader = RecordReader::open(dir)?;
-    let mut values = HashMap::new();
-    while let Some((key, value)) = reader.next_record()? {
-        if wanted.contains(key.as_str()) {
-            values.insert(key, value);
+    let index = MemoryIndex::load(&args.index)?;
+    index
+        .check_lists(&settings.lists)
+        .map_err(anyhow::Error::msg)?;
+    print_lines(queries.into_iter().enumerate().map(|(i, (name, query))| {
+        let resolved = query.and_then(|query| index.find(&query));
+        match resolved {
+            Ok(matches) => {
+                let matches = match images.get(i) {
+                    Some(Some(hashes)) => MatchLine::for_image(hashes, matches),
+                    _ => matches.into_iter().map(MatchLine::from).collect(),
+                };
+                (
+                    MatchOutput::Matched {
+                        query: name,
+                        matches,
+                    },
+                    false,
+                )
+            }
+            Err(error) => (MatchOutput::Failed { query: name, error }, true),
         }
-    }
-    Ok(values)
+    }))
 }

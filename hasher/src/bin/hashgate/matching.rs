@@ -2,22 +2,21 @@
 //! the settings that turn an image or a hash into a [`Query`], and an index
 //! held in memory.
 //!
-//! `hashgate match` reads only the keys its queries need from the index
-//! file, in one pass. `scan` and `serve` look up many images against the
-//! same index, so they read every record once into a [`MemoryIndex`] with
-//! the same [`RecordReader`] and resolve each query with the same library
-//! code ([`QueryPlan`]), which is also what the worker runs against KV.
+//! `match`, `scan` and `serve` load the build's `index.snapshot` into a
+//! [`MemoryIndex`] and answer each query in memory with the library's
+//! [`ResidentIndex`], the code the worker runs once it holds a generation.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use anyhow::Context;
 use hashgate::index::{
-    ExactDigest, ListFilter, Match, Query, QueryPlan, TypedHash, MAX_PDQ_THRESHOLD,
+    ExactDigest, ListFilter, Match, Query, ResidentIndex, TypedHash, MAX_PDQ_THRESHOLD,
 };
 use hashgate::variants::VariantOptions;
-use hashgate::{HashOptions, ImageHashes};
+use hashgate::{HashKind, HashOptions, ImageHashes};
 
-use crate::index_store::RecordReader;
+use crate::index_store::SNAPSHOT_FILE;
 
 /// The PDQ threshold every command defaults to (Meta's suggestion).
 pub const DEFAULT_PDQ_THRESHOLD: u32 = 31;
@@ -166,46 +165,83 @@ impl MatchSettings {
     }
 }
 
-/// Every record of a built index, in memory.
+/// A built index in memory: the directory's `index.snapshot`, verified by
+/// its checksum and held with its PDQ tables ([`ResidentIndex`]), about 80
+/// bytes per PDQ hash. The same form and the same matching code as the
+/// worker's.
 #[derive(Debug, Default)]
 pub struct MemoryIndex {
-    records: HashMap<String, String>,
-    bytes: usize,
+    index: Option<ResidentIndex>,
 }
 
 impl MemoryIndex {
-    /// Reads every record of the index in `dir`.
+    /// Reads and verifies the snapshot of the index in `dir`.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let mut reader = RecordReader::open(dir)?;
-        let mut index = MemoryIndex::default();
-        while let Some((key, value)) = reader.next_record()? {
-            index.bytes += key.len() + value.len();
-            index.records.insert(key, value);
-        }
-        Ok(index)
+        let path = dir.join(SNAPSHOT_FILE);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "reading {} (is {} a directory made by `hashgate index build`?)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let index =
+            ResidentIndex::load(bytes).with_context(|| format!("loading {}", path.display()))?;
+        Ok(MemoryIndex { index: Some(index) })
     }
 
-    /// Number of records (KV keys).
+    /// Distinct hashes per kind.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let Some(index) = &self.index else {
+            return BTreeMap::new();
+        };
+        HashKind::ALL
+            .iter()
+            .map(|kind| (kind.to_string(), index.snapshot().count(*kind) as u64))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Distinct hashes of every kind.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.counts().values().sum::<u64>() as usize
     }
 
-    /// Bytes of keys and values.
+    /// Bytes held in memory (snapshot and tables).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.index.as_ref().map_or(0, ResidentIndex::memory_bytes)
     }
 
-    /// The value stored at `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.records.get(key).map(String::as_str)
+    /// The lists the index holds.
+    pub fn lists(&self) -> &[String] {
+        self.index.as_ref().map_or(&[], |i| i.lists())
     }
 
-    /// Every list entry `query` matches. An error means a stored value is
-    /// corrupt or the query cannot be planned.
+    /// Refuses a filter naming lists the index does not hold: a typo
+    /// would otherwise silently match nothing.
+    pub fn check_lists(&self, filter: &ListFilter) -> Result<(), String> {
+        let Some(index) = &self.index else {
+            return Ok(());
+        };
+        let unknown = index.unknown_lists(filter);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "unknown list{} {}: the index has {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            self.lists().join(", ")
+        ))
+    }
+
+    /// Every list entry `query` matches. An error means the query cannot
+    /// be answered (a threshold over the maximum).
     pub fn find(&self, query: &Query) -> Result<Vec<Match>, String> {
-        let plan = QueryPlan::new(query).map_err(|e| e.to_string())?;
-        plan.resolve(|key| self.records.get(key).map(|v| v.as_bytes()))
-            .map_err(|e| e.to_string())
+        match &self.index {
+            Some(index) => index.find(query).map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

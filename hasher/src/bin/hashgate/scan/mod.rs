@@ -133,6 +133,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings();
     let options = settings.hash_options();
     let index = Arc::new(MemoryIndex::load(&args.index)?);
+    index
+        .check_lists(&settings.lists)
+        .map_err(anyhow::Error::msg)?;
     let (done_before, mut state) = match &args.resume {
         Some(path) => {
             let (done, writer) = state::open(path, &args.fingerprint(&settings))?;

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
-use crate::index_store::RECORDS_FILE;
+use crate::index_store::SNAPSHOT_FILE;
 use crate::matching::MemoryIndex;
 
 /// What identifies one version of the records file.
@@ -77,7 +77,7 @@ impl LoadedIndex {
     /// Reads the index in `dir`, checking that the file did not change
     /// while it was read.
     fn load(dir: &Path) -> LoadOutcome {
-        let path = dir.join(RECORDS_FILE);
+        let path = dir.join(SNAPSHOT_FILE);
         let before = match FileStamp::of(&path) {
             Ok(stamp) => stamp,
             Err(error) => {
@@ -102,19 +102,7 @@ impl LoadedIndex {
             Ok(after) if after == before => {}
             _ => return LoadOutcome::Moving,
         }
-        let distinct = index
-            .get(hashgate::index::layout::META_KEY)
-            .and_then(|meta| serde_json::from_str::<serde_json::Value>(meta).ok())
-            .and_then(|meta| {
-                let counts = meta.get("distinct")?.as_object()?.clone();
-                Some(
-                    counts
-                        .into_iter()
-                        .filter_map(|(kind, n)| Some((kind, n.as_u64()?)))
-                        .collect(),
-                )
-            })
-            .unwrap_or_default();
+        let distinct = index.counts();
         LoadOutcome::Loaded(LoadedIndex {
             index,
             distinct,
@@ -167,7 +155,7 @@ impl IndexHolder {
         }
         anyhow::bail!(
             "{} keeps changing while it is read",
-            dir.join(RECORDS_FILE).display()
+            dir.join(SNAPSHOT_FILE).display()
         )
     }
 
@@ -181,7 +169,7 @@ impl IndexHolder {
     }
 
     fn stamp_now(&self) -> Option<FileStamp> {
-        FileStamp::of(&self.dir.join(RECORDS_FILE)).ok()
+        FileStamp::of(&self.dir.join(SNAPSHOT_FILE)).ok()
     }
 }
 
