@@ -12,6 +12,9 @@
 //   faults.queue = "fail";  // every send/sendBatch rejects
 //   faults.heal();          // back to "ok"
 //   faults.calls            // { kv: n, kvFailed: n, queue: n, queueFailed: n }
+//   faults.keys             // KV keys by operation, as Cloudflare bills them:
+//                           // { get: n, put: n, list: n, delete: n } (a bulk
+//                           // get of 100 keys is 100 reads)
 //
 // Each wrapped call asks Node for the current mode through a service
 // binding (a function in this process), so a change applies to the very
@@ -25,24 +28,24 @@
 export const FAULTS_WORKER = "hashgate-faults";
 
 const SCRIPT = `
-async function mode(env, what) {
-  const res = await env.CONTROL.fetch("http://faults/" + what);
+async function mode(env, what, op = "", keys = 0) {
+  const res = await env.CONTROL.fetch("http://faults/" + what + "?op=" + op + "&keys=" + keys);
   return res.text();
 }
 const never = () => new Promise(() => {});
 
 class FaultyKv {
   constructor(env) { this.env = env; this.inner = env.INNER_KV; }
-  async guard() {
-    const m = await mode(this.env, "kv");
+  async guard(op, keys) {
+    const m = await mode(this.env, "kv", op, keys);
     if (m === "fail") throw new Error("injected fault: KV unavailable");
     if (m === "hang") await never();
   }
-  async get(...args) { await this.guard(); return this.inner.get(...args); }
-  async getWithMetadata(...args) { await this.guard(); return this.inner.getWithMetadata(...args); }
-  async put(...args) { await this.guard(); return this.inner.put(...args); }
-  async list(...args) { await this.guard(); return this.inner.list(...args); }
-  async delete(...args) { await this.guard(); return this.inner.delete(...args); }
+  async get(...args) { await this.guard("get", Array.isArray(args[0]) ? args[0].length : 1); return this.inner.get(...args); }
+  async getWithMetadata(...args) { await this.guard("get", Array.isArray(args[0]) ? args[0].length : 1); return this.inner.getWithMetadata(...args); }
+  async put(...args) { await this.guard("put", 1); return this.inner.put(...args); }
+  async list(...args) { await this.guard("list", 1); return this.inner.list(...args); }
+  async delete(...args) { await this.guard("delete", 1); return this.inner.delete(...args); }
 }
 
 class WorkerQueue {
@@ -61,10 +64,17 @@ export function queue(env) { return new WorkerQueue(env); }
 
 export function createFaults() {
   const calls = { kv: 0, kvFailed: 0, queue: 0, queueFailed: 0 };
+  const keys = { get: 0, put: 0, list: 0, delete: 0 };
   const faults = {
     kv: "ok",
     queue: "ok",
     calls,
+    keys,
+    /** Zeroes the key counts (calls too). */
+    resetCounts() {
+      for (const k of Object.keys(keys)) keys[k] = 0;
+      for (const k of Object.keys(calls)) calls[k] = 0;
+    },
     heal() {
       faults.kv = "ok";
       faults.queue = "ok";
@@ -97,7 +107,10 @@ export function createFaults() {
         queueProducers: { INNER_QUEUE: { queueName } },
         serviceBindings: {
           CONTROL: async (request) => {
-            const what = new URL(request.url).pathname.slice(1);
+            const url = new URL(request.url);
+            const what = url.pathname.slice(1);
+            const op = url.searchParams.get("op");
+            if (what === "kv" && op in keys) keys[op] += Number(url.searchParams.get("keys") ?? 0);
             const m = what === "kv" ? faults.kv : what === "queue" ? faults.queue : "ok";
             calls[what] = (calls[what] ?? 0) + 1;
             if (m !== "ok") calls[`${what}Failed`] = (calls[`${what}Failed`] ?? 0) + 1;

@@ -91,8 +91,12 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     ...miniflare,
   };
   if (faults) {
-    const { cf, host, port, ...main } = options;
-    options = { cf, host, port, workers: faults.apply(main, { queueName: MATCH_EVENTS_QUEUE }) };
+    // Shared options stay at the top; the rest is the worker's own.
+    const { cf, host, port, kvPersist, cachePersist, r2Persist, d1Persist, ...main } = options;
+    const shared = Object.fromEntries(
+      Object.entries({ cf, host, port, kvPersist, cachePersist, r2Persist, d1Persist }).filter(([, v]) => v !== undefined),
+    );
+    options = { ...shared, workers: faults.apply(main, { queueName: MATCH_EVENTS_QUEUE }) };
   }
   const mf = new Miniflare(options);
   const url = await mf.ready;
