@@ -96,7 +96,10 @@ describe("faults at the edge: KV, queue, origin", () => {
         ],
       },
     });
-    await worker.loadIndex(await buildIndex("faults", { demo: DEMO_LIST }));
+    // The bucket layout: every image reads KV, which is what these faults
+    // are about (a resident index, once loaded, needs no KV per image; its
+    // own failures are in generations.test.mjs).
+    await worker.loadIndex(await buildIndex("faults", { demo: DEMO_LIST }, { layout: "buckets" }));
   });
 
   after(async () => {
