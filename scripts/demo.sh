@@ -62,17 +62,26 @@ say "building the worker"
 bash scripts/build-worker.sh
 
 say "building the demo index from fixtures/lists/demo.csv"
-cargo run --release --quiet -p hashgate -- index build --list demo=fixtures/lists/demo.csv --out "$OUT/index"
+mkdir -p "$OUT"
+cargo run --release --quiet -p hashgate -- index build --list demo=fixtures/lists/demo.csv --out "$OUT/index" \
+  > "$OUT/index-build.txt"
 
 mkdir -p "$OUT"
 say "starting the demo origin on http://127.0.0.1:$ORIGIN_PORT (serving fixtures/)"
 setsid node tests/support/origin.mjs --port "$ORIGIN_PORT" > "$OUT/origin.log" 2>&1 &
 pids+=($!)
 
-say "loading the index into local KV (wrangler kv bulk put --local --binding HASH_INDEX)"
+say "loading the index into local KV: the upload commands index build printed, with --local"
 rm -rf "$STATE"
-npx wrangler kv bulk put --local --binding HASH_INDEX --persist-to "$STATE" "$OUT/index/kv-bulk.json" 2>&1 \
-  | grep -v 'Unknown user config "nodedir"' | sed 's/^/[wrangler] /'
+grep '^  npx wrangler kv ' "$OUT/index-build.txt" | while read -r -a command; do
+  args=()
+  for word in "${command[@]:2}"; do
+    [ "$word" = --remote ] && word=--local
+    args+=("$word")
+  done
+  npx wrangler "${args[@]}" --persist-to "$STATE" 2>&1 \
+    | grep -v 'Unknown user config "nodedir"' | sed 's/^/[wrangler] /'
+done
 
 say "starting wrangler dev on http://127.0.0.1:$PORT (log: $OUT/wrangler-dev.log)"
 setsid npx wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE" \

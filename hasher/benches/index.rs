@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hashgate::index::layout::{self, CHUNKS};
 use hashgate::index::lists::ListEntry;
-use hashgate::index::{IndexBuilder, Query, QueryPlan, TypedHash};
+use hashgate::index::{IndexBuilder, Query, QueryPlan, ResidentIndex, TypedHash};
 use hashgate::PdqHash;
 
 /// SplitMix64, so every run measures the same hashes.
@@ -60,6 +60,8 @@ struct QueryFigures {
     bytes: f64,
     cpu_mean: Duration,
     cpu_p99: Duration,
+    resident_mean: Duration,
+    resident_p99: Duration,
     scan_mean: Duration,
     matches: usize,
 }
@@ -96,12 +98,13 @@ fn measure(
     label: String,
     hashes: &[PdqHash],
     records: &std::collections::BTreeMap<String, String>,
+    resident: &ResidentIndex,
     threshold: u32,
     per_query: usize,
     rng: &mut Rng,
 ) -> QueryFigures {
     let (mut keys, mut batches, mut bytes, mut matches) = (0usize, 0usize, 0usize, 0usize);
-    let (mut cpu, mut scan) = (Vec::new(), Vec::new());
+    let (mut cpu, mut scan, mut in_memory) = (Vec::new(), Vec::new(), Vec::new());
     for q in 0..QUERIES {
         let pdq: Vec<PdqHash> = (0..per_query)
             .map(|_| {
@@ -142,8 +145,19 @@ fn measure(
         cpu.push(start.elapsed());
 
         let start = Instant::now();
+        let held = resident
+            .find(black_box(&query))
+            .expect("threshold in range");
+        in_memory.push(start.elapsed());
+
+        let start = Instant::now();
         let expected = brute_force(black_box(hashes), &pdq, threshold);
         scan.push(start.elapsed());
+        let shape = |m: &hashgate::index::Match| (m.list.clone(), m.hash, m.distance, m.id.clone());
+        assert!(
+            held.iter().map(shape).eq(found.iter().map(shape)),
+            "resident and bucket layouts disagree at T = {threshold}"
+        );
 
         let distinct: BTreeSet<String> = found.iter().map(|m| m.hash.to_string()).collect();
         assert_eq!(
@@ -161,6 +175,8 @@ fn measure(
         bytes: bytes as f64 / n,
         cpu_mean: mean(&cpu),
         cpu_p99: p99(&mut cpu),
+        resident_mean: mean(&in_memory),
+        resident_p99: p99(&mut in_memory),
         scan_mean: mean(&scan),
         matches,
     }
@@ -266,7 +282,15 @@ fn main() {
         let start = Instant::now();
         let mut builder = IndexBuilder::new();
         builder.add_list("bench", entries).expect("valid list");
-        let built = builder.build().expect("build succeeds");
+        let merged = builder.merge().expect("build succeeds");
+        let snapshot = merged.snapshot().expect("snapshot encodes");
+        let snapshot_time = start.elapsed();
+        let snapshot_bytes = snapshot.len();
+        let start = Instant::now();
+        let resident = ResidentIndex::load(snapshot).expect("snapshot loads");
+        let load_time = start.elapsed();
+        let start = Instant::now();
+        let built = merged.records().expect("build succeeds");
         let build_time = start.elapsed();
         let s = &built.summary;
         let bucket_bytes: usize = built
@@ -287,15 +311,25 @@ fn main() {
             text_bytes_per_entry,
             s.largest_value.0
         );
+        println!(
+            "resident: snapshot {} ({:.1} bytes per hash) built in {:.2} s; loaded (checksum, tables) in {:.0} ms; {} in memory ({:.1} bytes per hash)",
+            mb(snapshot_bytes as f64),
+            snapshot_bytes as f64 / n as f64,
+            snapshot_time.as_secs_f64(),
+            load_time.as_secs_f64() * 1e3,
+            mb(resident.memory_bytes() as f64),
+            resident.memory_bytes() as f64 / n as f64
+        );
         println!();
-        println!("| query | keys | bulk reads | bytes read | match CPU mean | p99 | brute-force scan | scan / match | matches |");
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("| query | keys | bulk reads | bytes read | match CPU mean | p99 | resident mean | p99 | buckets / resident | brute-force scan | scan / match | matches |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut rows = Vec::new();
         for t in THRESHOLDS {
             rows.push(measure(
                 format!("T = {t}"),
                 &hashes,
                 &built.records,
+                &resident,
                 t,
                 1,
                 &mut rng,
@@ -305,6 +339,7 @@ fn main() {
             "T = 31, 8 dihedral".into(),
             &hashes,
             &built.records,
+            &resident,
             31,
             8,
             &mut rng,
@@ -313,19 +348,23 @@ fn main() {
             "T = 10, 8 dihedral".into(),
             &hashes,
             &built.records,
+            &resident,
             10,
             8,
             &mut rng,
         ));
         for r in &rows {
             println!(
-                "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {:.0}x | {} |",
+                "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.1}x | {} | {:.0}x | {} |",
                 r.label,
                 r.keys,
                 r.batches,
                 mb(r.bytes),
                 ms(r.cpu_mean),
                 ms(r.cpu_p99),
+                ms(r.resident_mean),
+                ms(r.resident_p99),
+                r.cpu_mean.as_secs_f64() / r.resident_mean.as_secs_f64(),
                 ms(r.scan_mean),
                 r.scan_mean.as_secs_f64() / r.cpu_mean.as_secs_f64(),
                 r.matches

@@ -513,3 +513,223 @@ fn diff_gives_only_the_changed_keys() {
         serde_json::from_slice(&std::fs::read(same.join("kv-bulk.json")).unwrap()).unwrap();
     assert_eq!(puts, serde_json::json!([]));
 }
+
+/// The printed upload steps for a resident build: every part, then the
+/// manifest last, all with `--remote`; the files they name exist.
+#[test]
+fn build_prints_upload_commands_in_order_with_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = write(dir.path(), "x.csv", &format!("pdq,{PDQ},x-1\nmd5,{MD5}\n"));
+    let out = dir.path().join("out");
+    let output = hashgate(&[
+        "index",
+        "build",
+        "--list",
+        &format!("x={}", arg(&list)),
+        "--out",
+        arg(&out),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let commands: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("npx wrangler kv "))
+        .collect();
+    assert_eq!(commands.len(), 2, "{text}");
+    assert!(commands
+        .iter()
+        .all(|c| c.contains("--remote") && c.contains("--binding HASH_INDEX")));
+    assert!(commands[0].contains("/part/0"), "{text}");
+    assert!(
+        commands[1].contains("hg2/current"),
+        "the manifest goes last: {text}"
+    );
+    for command in &commands {
+        let path = command.split("--path ").nth(1).unwrap();
+        assert!(Path::new(path).is_file(), "{path}");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("kv-current.json")).unwrap()).unwrap();
+    assert_eq!(manifest["layout"], "resident");
+    assert_eq!(manifest["lists"]["x"]["pdq"], 1);
+
+    // Building again into the same directory names the previous generation's
+    // parts to delete, once it differs.
+    let list2 = write(dir.path(), "y.csv", &format!("pdq,{PDQ},x-2\n"));
+    let output = hashgate(&[
+        "index",
+        "build",
+        "--list",
+        &format!("x={}", arg(&list2)),
+        "--out",
+        arg(&out),
+    ]);
+    let text = stdout(&output);
+    let old_part = manifest["parts"][0].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "kv key delete --binding HASH_INDEX --remote {old_part}"
+        )),
+        "{text}"
+    );
+}
+
+/// `kill -9` at any moment of `index build` leaves `--out` wholly the old
+/// build or wholly the new one: never a mix, never a cut file.
+#[test]
+fn a_killed_build_leaves_the_old_build_or_the_new_one() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let lines = |seed: u64, n: usize| -> String {
+        let mut state = seed;
+        let mut next = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        (0..n)
+            .map(|i| {
+                format!(
+                    "pdq,{:016x}{:016x}{:016x}{:016x},id-{i}\n",
+                    next(),
+                    next(),
+                    next(),
+                    next()
+                )
+            })
+            .collect()
+    };
+    let old_list = write(dir.path(), "old.csv", &lines(1, 20_000));
+    let new_list = write(dir.path(), "new.csv", &lines(2, 60_000));
+    let out = dir.path().join("out");
+    let build = |list: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .args([
+                "index",
+                "build",
+                "--list",
+                &format!("x={}", arg(list)),
+                "--out",
+                arg(&out),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let snapshot_of = |path: &Path| std::fs::read(path.join("index.snapshot")).unwrap();
+    assert!(build(&old_list).wait().unwrap().success());
+    let old = snapshot_of(&out);
+    let new = {
+        let other = dir.path().join("reference");
+        let status = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .args([
+                "index",
+                "build",
+                "--list",
+                &format!("x={}", arg(&new_list)),
+                "--out",
+                arg(&other),
+            ])
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+        snapshot_of(&other)
+    };
+    // How long a whole build takes, to spread the kills over it.
+    let start = Instant::now();
+    assert!(build(&new_list).wait().unwrap().success());
+    let whole = start.elapsed();
+    assert!(build(&old_list).wait().unwrap().success());
+
+    let (mut saw_old, mut saw_new) = (0, 0);
+    for round in 0..16u32 {
+        let mut child = build(if round % 2 == 0 { &new_list } else { &old_list });
+        std::thread::sleep(whole.mul_f64(f64::from(round) / 16.0) + Duration::from_millis(2));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = snapshot_of(&out);
+        assert!(
+            now == old || now == new,
+            "round {round}: --out holds a mix or a cut file"
+        );
+        // The directory's files agree with each other: the manifest names
+        // the snapshot's generation and its parts are all there.
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(out.join("kv-current.json")).unwrap()).unwrap();
+        let parts = manifest["parts"].as_array().unwrap().len();
+        let joined: Vec<u8> = (0..parts)
+            .flat_map(|i| std::fs::read(out.join(format!("kv-part-{i}.bin"))).unwrap())
+            .collect();
+        assert_eq!(joined, now, "round {round}: parts and snapshot disagree");
+        if now == old {
+            saw_old += 1
+        } else {
+            saw_new += 1
+        }
+        // Put the old build back for the next round.
+        if now == new {
+            assert!(build(&old_list).wait().unwrap().success());
+        }
+    }
+    // Whatever was left beside it is cleaned up by the next build.
+    assert!(build(&old_list).wait().unwrap().success());
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".out.building-")
+        })
+        .collect();
+    assert!(strays.is_empty(), "staging directories left behind");
+    assert!(saw_old + saw_new == 16);
+}
+
+/// A list name the index does not hold is an error naming the lists it has
+/// (exit status 2), not a silent miss.
+#[test]
+fn match_refuses_unknown_list_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = write(dir.path(), "x.csv", &format!("pdq,{PDQ}\n"));
+    let out = dir.path().join("out");
+    assert!(hashgate(&[
+        "index",
+        "build",
+        "--list",
+        &format!("demo={}", arg(&list)),
+        "--out",
+        arg(&out)
+    ])
+    .status
+    .success());
+    let output = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        "--lists",
+        "dmeo",
+        "--pdq",
+        PDQ,
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("dmeo") && message.contains("demo"),
+        "{message}"
+    );
+    let output = hashgate(&[
+        "match",
+        "--index",
+        arg(&out),
+        "--lists",
+        "demo",
+        "--pdq",
+        PDQ,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}

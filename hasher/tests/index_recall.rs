@@ -60,8 +60,8 @@ impl Rng {
         self.near_spread_over(centre, bits, 16)
     }
 
-    /// As [`Rng::near_spread`], over the first `chunks` chunks only: with 11,
-    /// the worst case for the resident index's eleven tables.
+    /// As [`Rng::near_spread`], over the first `chunks` chunks only: the
+    /// differences piled on some chunks and none on the others.
     fn near_spread_over(&mut self, centre: &PdqHash, bits: u32, chunks: usize) -> PdqHash {
         let mut order: Vec<usize> = (0..chunks).collect();
         for i in (1..chunks).rev() {
@@ -310,8 +310,9 @@ fn boundary_distances_are_exact() {
     }
 }
 
-/// The resident index's worst case: the differences spread over its eleven
-/// indexed chunks only, one hash at each distance 0..=33, every threshold.
+/// Differences spread over eleven of the sixteen chunks only (the other
+/// five equal to the query's), one hash at each distance 0..=33, every
+/// threshold, in the resident index.
 #[test]
 fn boundary_distances_over_the_indexed_chunks_are_exact() {
     let mut rng = Rng(11);

@@ -453,7 +453,7 @@ fn index_reloads_on_change_and_on_sighup_and_survives_a_corrupt_file() {
     await_matches(&server, 1);
 
     // A corrupt file is refused; the previous index keeps answering.
-    std::fs::write(index.join("index.hgkv"), b"not an index").unwrap();
+    std::fs::write(index.join("index.snapshot"), b"not an index").unwrap();
     server.await_metric("hashgate_index_reloads_total{result=\"error\"}", 1.0);
     await_matches(&server, 1);
     build_index(&index, &[demo_list.clone(), extra_list.clone()]);

@@ -516,26 +516,6 @@ fn memory_sampler(shared: Arc<Shared>, pid: u32) -> u64 {
     peak.max(proc_status(pid, "VmHWM").unwrap_or(0))
 }
 
-/// The byte offsets in an index file at which records start (after the
-/// magic line), and where the records end.
-fn record_boundaries(file: &[u8]) -> Vec<usize> {
-    let mut at = file.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let mut starts = Vec::new();
-    let field = |at: usize| -> Option<usize> {
-        let len = u32::from_le_bytes(file.get(at..at + 4)?.try_into().unwrap()) as usize;
-        (at + 4 + len <= file.len()).then_some(at + 4 + len)
-    };
-    while let Some(after_key) = field(at) {
-        let Some(after_value) = field(after_key) else {
-            break;
-        };
-        starts.push(at);
-        at = after_value;
-    }
-    starts.push(at);
-    starts
-}
-
 /// Every connection sends a large request head and stalls: what the server
 /// buffers per connection must stay within its allowance. Returns the
 /// growth of resident memory and its bound.
@@ -574,21 +554,23 @@ fn break_then_replace_the_index(
     records_file: &Path,
     next_file: &[u8],
 ) -> usize {
-    let boundaries = record_boundaries(next_file);
-    let middle = boundaries[boundaries.len() / 2];
-    let mut huge_length = b"HGKV1\n".to_vec();
+    let middle = next_file.len() / 2;
+    let mut huge_length = b"HGSNAP1\n".to_vec();
     huge_length.extend_from_slice(&u32::MAX.to_le_bytes());
-    huge_length.extend_from_slice(b"a key that is much shorter than it claims");
-    let faults: [(&str, Option<Vec<u8>>); 6] = [
+    huge_length.extend_from_slice(b"a list table that is much shorter than it claims");
+    let mut one_byte_changed = next_file.to_vec();
+    one_byte_changed[middle] ^= 0x01;
+    let faults: [(&str, Option<Vec<u8>>); 7] = [
         ("truncated to nothing", Some(Vec::new())),
         ("garbage", Some(b"\x89PNG not an index at all".repeat(100))),
-        ("a record claiming 4 GiB", Some(huge_length)),
+        ("a list table claiming 4 G entries", Some(huge_length)),
         ("removed", None),
-        ("cut mid-record", Some(next_file[..middle + 10].to_vec())),
+        ("cut in the middle", Some(next_file[..middle].to_vec())),
         (
-            "cut at a record boundary",
-            Some(next_file[..middle].to_vec()),
+            "cut before its checksum",
+            Some(next_file[..next_file.len() - 32].to_vec()),
         ),
+        ("one byte changed", Some(one_byte_changed)),
     ];
     for (n, (fault, content)) in faults.iter().enumerate() {
         match content {
@@ -657,8 +639,8 @@ fn under_load_slow_loris_overload_and_a_broken_index_the_server_keeps_answering(
     // The replacement: the same entries in a second list as well.
     let next = dir.path().join("next");
     build_index(&next, &[demo_list, extra_list]);
-    let next_file = std::fs::read(next.join("index.hgkv")).unwrap();
-    let records_file = live.join("index.hgkv");
+    let next_file = std::fs::read(next.join("index.snapshot")).unwrap();
+    let records_file = live.join("index.snapshot");
 
     let cases = Arc::new(cases(&live, &next, dir.path()));
     assert!(

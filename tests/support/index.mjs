@@ -37,7 +37,9 @@ export async function buildIndex(name, lists, { layout = "auto" } = {}) {
     }
     args.push("--list", `${list}=${file}`);
   }
-  await run("cargo", args, { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
+  const { stdout } = await run("cargo", args, { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
+  // What the build printed (counts, upload commands), for benchmarks.
+  await writeFile(path.join(listDir, "build.txt"), stdout);
   return out;
 }
 

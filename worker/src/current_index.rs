@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::future::{join_all, select, Either};
+use futures_util::future::{select, Either};
 use hashgate::index::generation::{Layout, Manifest, CURRENT_KEY};
 use hashgate::index::{ListFilter, Match, Query, QueryPlan, ResidentIndex};
 use worker::{Delay, Env, KvStore};
@@ -220,16 +220,13 @@ async fn load_resident(
     // The previous generation's memory goes before the new one arrives.
     RESIDENT.with(|cell| *cell.borrow_mut() = None);
     let kv = kv(env)?;
-    let reads = join_all(
-        manifest
-            .parts
-            .iter()
-            .map(|key| kv.get(key).cache_ttl(PART_CACHE_TTL_SECONDS).bytes()),
-    );
-    let parts = with_timeout(reads, timeout_ms.saturating_mul(4)).await?;
+    // One part at a time, each appended and dropped at once: the isolate
+    // never holds more than the snapshot and one part (20 MiB) besides.
     let mut bytes = Vec::with_capacity(usize::try_from(manifest.bytes).unwrap_or(0));
-    for (key, part) in manifest.parts.iter().zip(parts) {
-        let part = part
+    for key in &manifest.parts {
+        let read = kv.get(key).cache_ttl(PART_CACHE_TTL_SECONDS).bytes();
+        let part = with_timeout(read, timeout_ms.saturating_mul(4))
+            .await?
             .map_err(|e| ScanError::IndexUnavailable(e.to_string()))?
             .ok_or_else(|| {
                 ScanError::IndexGeneration(format!(

@@ -367,7 +367,11 @@ impl Scope {
                     respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
                 let blocked =
                     respond::unavailable_for_legal_reasons(&link, &self.request_id, false)?;
-                let state = if checked.cached { "match (cached)" } else { "match" };
+                let state = if checked.cached {
+                    "match (cached)"
+                } else {
+                    "match"
+                };
                 self.debug(blocked, state, Some(&checked))
             }
             Action::Flag => self.debug(response, "match (flagged)", Some(&checked)),

@@ -14,8 +14,8 @@
 //! * `resident`: the whole index as one [`super::snapshot`], split into
 //!   parts of at most [`PART_BYTES`] (a KV value holds 25 MiB), loaded once
 //!   per isolate and generation and matched in memory. The default, for
-//!   indexes up to [`RESIDENT_MAX_BYTES`] of snapshot (about 2 x 10^6 PDQ
-//!   hashes without ids).
+//!   indexes up to [`RESIDENT_MAX_BYTES`] of snapshot (10^6 PDQ hashes
+//!   with short ids).
 //! * `buckets`: the `hg1/` bucket layout of [`super::layout`], read per query,
 //!   for indexes too large to hold in an isolate's 128 MB.
 
@@ -29,9 +29,11 @@ use std::collections::BTreeMap;
 pub const CURRENT_KEY: &str = "hg2/current";
 /// Largest part of a resident snapshot, in bytes (KV's limit is 25 MiB).
 pub const PART_BYTES: usize = 20 << 20;
-/// Largest snapshot the resident layout is used for: with its PDQ tables
-/// (44 bytes a hash) it must leave room in an isolate's 128 MB.
-pub const RESIDENT_MAX_BYTES: usize = 40 << 20;
+/// Largest snapshot the resident layout is used for: 10^6 PDQ hashes with
+/// ids of about 10 characters. With its PDQ tables (44 bytes a hash, 44 MB
+/// at 10^6) and one part in flight while loading, it stays under an
+/// isolate's 128 MB.
+pub const RESIDENT_MAX_BYTES: usize = 52 << 20;
 /// Format name in every manifest.
 pub const FORMAT: &str = "hashgate-index";
 

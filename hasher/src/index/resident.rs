@@ -1,26 +1,26 @@
 //! Queries answered from a [`Snapshot`] held in memory: the worker's index
 //! once an isolate has loaded a generation, and the native tools' index.
 //!
-//! PDQ look-ups use a multi-index over the first [`INDEXED_CHUNKS`] 16-bit
-//! chunks of each hash, built when the snapshot is loaded (a counting sort
-//! per chunk: `O(11 N)`, no hashing, no allocation per entry). Exact
-//! recall follows from pigeonhole: if a list hash is within `T` of the
-//! query, then over any `k` chunks probed at radius `r` with
-//! `k (r + 1) >= T + 1`, at least one chunk differs by at most `r` bits, so
-//! the list hash sits in a probed bucket; each candidate's full distance is
-//! then checked, so nothing beyond `T` is reported.
+//! PDQ look-ups use a multi-index over the sixteen 16-bit chunks of each
+//! hash, the same probe plan as the KV bucket layout
+//! ([`super::layout::probe_radii`]: `T + 1` chunks at radius 0 up to
+//! `T = 15`, then one more chunk at radius 1 per unit of `T`, 272 buckets at
+//! `T = 31`), built when the snapshot is loaded: a counting sort per chunk,
+//! `O(16 N)`, no allocation per entry. Each table holds 3-byte row numbers
+//! (indexes up to 2^24 hashes), so the tables cost 48 bytes per hash plus
+//! 4 MB of bucket starts, the hashes 32 and their memberships about 9: about
+//! 93 MB per 10^6 PDQ hashes in all. Exact recall follows from pigeonhole
+//! (see [`super::layout`]); each candidate's full distance is then checked,
+//! so nothing beyond `T` is reported.
 //!
-//! | T | chunks probed x radius | buckets per query hash | candidates at N = 10^6 |
-//! |---|---|---|---|
-//! | 0..=10 | (T + 1) x 0 | T + 1 | about 15 (T + 1) |
-//! | 11..=21 | ceil((T + 1) / 2) x 1 | 17 per chunk, 187 at most | about 2,800 |
-//! | 22..=31 | ceil((T + 1) / 3) x 2 | 137 per chunk, 1,507 at most | about 23,000 |
+//! Why not fewer tables probed wider: eleven tables at radius 2 also cover
+//! `T = 31` and save 15 bytes per hash, but read 1,507 buckets per query hash
+//! instead of 272; a look-up is bound by memory latency (each bucket is a
+//! cache miss or two), and measured 1.6 times slower than the bucket layout
+//! it replaces (`cargo bench -p hashgate --bench index`).
 //!
-//! Eleven tables of `u32` row numbers cost 44 bytes per hash (plus 2.9 MB
-//! of bucket starts), the hashes themselves 32: about 80 MB per 10^6 PDQ
-//! hashes in all, where sixteen tables at radius 1 would cost 100 MB for a
-//! quarter of the probes. Digests are found by binary search in their
-//! sorted sections, vec72 vectors by a scan (their lists are small).
+//! Digests are found by binary search in their sorted sections, vec72
+//! vectors by a scan (their lists are small).
 //!
 //! The answers are exactly [`super::QueryPlan::resolve`]'s over the bucket
 //! layout built from the same lists (same matches, distances, ids, order);
@@ -28,39 +28,46 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::layout::{probe_radii, probe_values, CHUNKS};
 use super::query::{ListFilter, Match, MatchedBy, Query, QueryError};
 use super::record::Allowance;
 use super::snapshot::{Snapshot, SnapshotError};
 use super::{ListName, TypedHash, MAX_PDQ_THRESHOLD};
 use crate::hashes::{HashKind, PdqHash};
 
-/// Chunks with a table: eleven at radius 2 cover `T = 31` (11 x 3 >= 32).
-pub const INDEXED_CHUNKS: usize = 11;
 /// Buckets per chunk (16-bit chunks).
 const BUCKETS: usize = 1 << 16;
+/// Bytes of a row number in a table.
+const ROW_BYTES: usize = 3;
+/// Most PDQ hashes a resident index holds (3-byte row numbers).
+pub const MAX_RESIDENT_PDQ: usize = 1 << 24;
 
 /// A snapshot and its PDQ multi-index, ready to answer queries.
 #[derive(Debug, Clone)]
 pub struct ResidentIndex {
     snapshot: Snapshot,
-    /// For chunk `c`, bucket `v`: rows `rows[c][starts[c][v]..starts[c][v + 1]]`.
+    /// For chunk `c`, bucket `v`: the row numbers at
+    /// `rows[c][3 * starts[c][v]..3 * starts[c][v + 1]]` (3 bytes each).
     starts: Vec<Vec<u32>>,
-    rows: Vec<Vec<u32>>,
+    rows: Vec<Vec<u8>>,
 }
 
 impl ResidentIndex {
     /// Verifies `bytes` as a snapshot and builds the PDQ tables.
     pub fn load(bytes: Vec<u8>) -> Result<Self, SnapshotError> {
-        Ok(Self::new(Snapshot::parse(bytes)?))
+        Self::new(Snapshot::parse(bytes)?)
     }
 
     /// Builds the PDQ tables of a parsed snapshot.
-    pub fn new(snapshot: Snapshot) -> Self {
+    pub fn new(snapshot: Snapshot) -> Result<Self, SnapshotError> {
         let hashes = snapshot.hashes(HashKind::Pdq);
         let count = hashes.len() / 32;
-        let mut starts = Vec::with_capacity(INDEXED_CHUNKS);
-        let mut rows = Vec::with_capacity(INDEXED_CHUNKS);
-        for chunk in 0..INDEXED_CHUNKS {
+        if count > MAX_RESIDENT_PDQ {
+            return Err(SnapshotError::TooLarge("PDQ hash count"));
+        }
+        let mut starts = Vec::with_capacity(CHUNKS);
+        let mut rows = Vec::with_capacity(CHUNKS);
+        for chunk in 0..CHUNKS {
             let value = |row: usize| {
                 let at = row * 32 + 2 * chunk;
                 usize::from(u16::from_be_bytes([hashes[at], hashes[at + 1]]))
@@ -73,20 +80,21 @@ impl ResidentIndex {
                 bucket_starts[v + 1] += bucket_starts[v];
             }
             let mut next = bucket_starts.clone();
-            let mut table = vec![0u32; count];
+            let mut table = vec![0u8; count * ROW_BYTES];
             for row in 0..count {
                 let slot = &mut next[value(row)];
-                table[*slot as usize] = row as u32;
+                let at = *slot as usize * ROW_BYTES;
+                table[at..at + ROW_BYTES].copy_from_slice(&(row as u32).to_le_bytes()[..ROW_BYTES]);
                 *slot += 1;
             }
             starts.push(bucket_starts);
             rows.push(table);
         }
-        ResidentIndex {
+        Ok(ResidentIndex {
             snapshot,
             starts,
             rows,
-        }
+        })
     }
 
     /// The snapshot behind the index.
@@ -103,7 +111,7 @@ impl ResidentIndex {
     pub fn memory_bytes(&self) -> usize {
         self.snapshot.bytes().len()
             + self.starts.iter().map(|s| s.len() * 4).sum::<usize>()
-            + self.rows.iter().map(|r| r.len() * 4).sum::<usize>()
+            + self.rows.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Every list entry `query` matches: the same answer as
@@ -179,17 +187,20 @@ impl ResidentIndex {
 
     fn find_pdq(&self, found: &mut Found, query: &Query, index: usize, hash: &PdqHash) {
         let threshold = query.pdq_threshold;
-        let (chunks, radius) = probe_plan(threshold);
+        let Some(probes) = probe_radii(threshold) else {
+            return;
+        };
         let hashes = self.snapshot.hashes(HashKind::Pdq);
         let wanted = words(&hash.0);
-        for chunk in 0..chunks {
+        for (chunk, probe) in probes.iter().enumerate() {
             let starts = &self.starts[chunk];
             let rows = &self.rows[chunk];
-            for value in neighbours(hash.chunk16(chunk), radius) {
+            for value in probe_values(hash.chunk16(chunk), *probe) {
                 let v = usize::from(value);
-                let bucket = &rows[starts[v] as usize..starts[v + 1] as usize];
-                for &row in bucket {
-                    let row = row as usize;
+                let bucket =
+                    &rows[starts[v] as usize * ROW_BYTES..starts[v + 1] as usize * ROW_BYTES];
+                for row in bucket.chunks_exact(ROW_BYTES) {
+                    let row = u32::from_le_bytes([row[0], row[1], row[2], 0]) as usize;
                     let stored = &hashes[row * 32..row * 32 + 32];
                     let distance = distance(stored, &wanted);
                     if distance > threshold {
@@ -270,32 +281,6 @@ impl Found {
     }
 }
 
-/// How many chunks to probe, and at what radius, for `threshold` (<= 31):
-/// the fewest buckets with `chunks * (radius + 1) >= threshold + 1`.
-pub fn probe_plan(threshold: u32) -> (usize, u32) {
-    let need = threshold as usize + 1;
-    if need <= INDEXED_CHUNKS {
-        (need, 0)
-    } else if need <= 2 * INDEXED_CHUNKS {
-        (need.div_ceil(2), 1)
-    } else {
-        (need.div_ceil(3).min(INDEXED_CHUNKS), 2)
-    }
-}
-
-/// Every 16-bit value within `radius` (0..=2) bits of `value`.
-fn neighbours(value: u16, radius: u32) -> impl Iterator<Item = u16> {
-    let ones = (0..16u32).map(|bit| 1u16 << bit);
-    let one_bit = ones.clone().filter(move |_| radius >= 1);
-    let two_bits = (0..16u32)
-        .flat_map(move |a| (a + 1..16).map(move |b| (1u16 << a) | (1u16 << b)))
-        .filter(move |_| radius >= 2);
-    std::iter::once(0u16)
-        .chain(one_bit)
-        .chain(two_bits)
-        .map(move |flip| value ^ flip)
-}
-
 fn words(bytes: &[u8; 32]) -> [u64; 4] {
     let mut out = [0u64; 4];
     for (word, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -323,37 +308,5 @@ fn hash_slice(hash: &TypedHash) -> &[u8] {
         TypedHash::Sha1(h) => &h.0,
         TypedHash::Sha256(h) => &h.0,
         TypedHash::Vec72(h) => &h.0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probe_plans_cover_every_threshold() {
-        for threshold in 0..=MAX_PDQ_THRESHOLD {
-            let (chunks, radius) = probe_plan(threshold);
-            assert!(chunks <= INDEXED_CHUNKS);
-            assert!(
-                chunks * (radius as usize + 1) > threshold as usize,
-                "T={threshold}"
-            );
-        }
-        assert_eq!(probe_plan(31), (11, 2));
-        assert_eq!(probe_plan(0), (1, 0));
-    }
-
-    #[test]
-    fn neighbours_are_all_values_within_the_radius_once() {
-        for radius in 0..=2 {
-            let values: Vec<u16> = neighbours(0xa5c3, radius).collect();
-            let distinct: BTreeSet<u16> = values.iter().copied().collect();
-            assert_eq!(values.len(), distinct.len());
-            let expected = (0..=u16::MAX)
-                .filter(|v| (v ^ 0xa5c3).count_ones() <= radius)
-                .count();
-            assert_eq!(values.len(), expected);
-        }
     }
 }

@@ -499,3 +499,79 @@ fn check_memberships(slice: &[u8], lists: usize) -> Result<(), SnapshotError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::lists::{parse_allowlist, parse_hash_list};
+    use crate::index::IndexBuilder;
+
+    const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+    const MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+    fn sample() -> Vec<u8> {
+        let mut builder = IndexBuilder::new();
+        let a = parse_hash_list(&format!("pdq,{PDQ},a-1\nmd5,{MD5}\n"));
+        let b = parse_hash_list(&format!("pdq,{PDQ},b-1\nsha1,{}\n", "ab".repeat(20)));
+        builder.add_list("a", a.entries).unwrap();
+        builder.add_list("b", b.entries).unwrap();
+        builder.add_allowlist(parse_allowlist(&format!("sha256,{},b\n", "cd".repeat(32))).entries);
+        builder.merge().unwrap().snapshot().unwrap()
+    }
+
+    #[test]
+    fn round_trips_entries_memberships_and_the_allowlist() {
+        let snapshot = Snapshot::parse(sample()).unwrap();
+        assert_eq!(snapshot.lists(), ["a", "b"]);
+        assert_eq!(snapshot.count(HashKind::Pdq), 1);
+        assert_eq!(snapshot.count(HashKind::Md5), 1);
+        assert_eq!(snapshot.count(HashKind::Sha1), 1);
+        let pdq: crate::hashes::PdqHash = PDQ.parse().unwrap();
+        let row = snapshot.find(HashKind::Pdq, &pdq.0).unwrap();
+        assert_eq!(
+            snapshot.memberships(HashKind::Pdq, row),
+            vec![("a", Some("a-1")), ("b", Some("b-1"))]
+        );
+        let md5: crate::hashes::Md5Digest = MD5.parse().unwrap();
+        let row = snapshot.find(HashKind::Md5, &md5.0).unwrap();
+        assert_eq!(snapshot.memberships(HashKind::Md5, row), vec![("a", None)]);
+        assert_eq!(snapshot.allow().len(), 1);
+    }
+
+    #[test]
+    fn every_changed_byte_and_every_cut_is_refused() {
+        let bytes = sample();
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x20;
+            assert!(Snapshot::parse(changed).is_err(), "byte {at} changed");
+            assert!(
+                Snapshot::parse(bytes[..at].to_vec()).is_err(),
+                "cut at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_checksum_over_inconsistent_fields_is_refused_too() {
+        // A writer with a bug (or an attacker) can produce a correct digest
+        // over nonsense: the fields are still checked against the bytes.
+        let reseal = |mut body: Vec<u8>| {
+            let digest = Sha256::digest(&body);
+            body.extend_from_slice(&digest);
+            body
+        };
+        let bytes = sample();
+        let body = bytes[..bytes.len() - DIGEST_BYTES].to_vec();
+        let mut huge_lists = body.clone();
+        huge_lists[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Snapshot::parse(reseal(huge_lists)).is_err());
+        let mut extra = body.clone();
+        extra.push(0);
+        assert_eq!(
+            Snapshot::parse(reseal(extra)).unwrap_err(),
+            SnapshotError::TrailingBytes(1)
+        );
+        assert!(Snapshot::parse(reseal(body)).is_ok());
+    }
+}

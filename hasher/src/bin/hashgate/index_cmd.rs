@@ -44,7 +44,7 @@ pub struct BuildArgs {
     /// How the worker reads the index: `resident` (one snapshot held in
     /// each isolate, a few KV reads per isolate), `buckets` (KV keys read
     /// per image, for indexes too large to hold), or `auto`: resident up to
-    /// a 40 MiB snapshot (about 10^6 PDQ hashes), buckets beyond.
+    /// a 52 MiB snapshot (10^6 PDQ hashes with short ids), buckets beyond.
     #[arg(long, value_enum, default_value_t = LayoutChoice::Auto)]
     layout: LayoutChoice,
 }
