@@ -74,6 +74,12 @@ describe("ranges of a listed image answer 451", () => {
     }
   });
 
+  test("a 200 answered to a Range request (If-Range no longer holds) is checked whole", async () => {
+    const headers = { range: "bytes=0-99", "if-range": '"stale"', ...identity };
+    assert.equal((await fetch(`${origin.url}/photos/chelsea.jpg`, { headers })).status, 200);
+    await assertBlocked(await worker.fetch("/photos/chelsea.jpg", { headers }), "200 for a Range");
+  });
+
   test("served untyped, or typed as something else", async () => {
     await assertBlocked(await worker.fetch("/__untyped/photos/chelsea.jpg", { headers: { range: "bytes=5000-" } }), "untyped");
     await assertBlocked(await worker.fetch("/__typed/video%2Fmp4/photos/chelsea.jpg", { headers: { range: "bytes=5000-" } }), "video/mp4");
