@@ -21,11 +21,13 @@
 //! `%5C` (a path separator for some origins, a character of a file name
 //! for others) and `%25` (decoded once more by origins that decode twice).
 //! Those are read both ways: the *strict* view keeps them, the *loose* view
-//! decodes them (repeatedly, so `%252F` is `/` too) and re-resolves the
-//! result. Each view also exists without `;parameters` on its segments
-//! (Java servlet containers serve `/photos;jsessionid=1/x.jpg` as
-//! `/photos/x.jpg`) and is also matched ignoring case (Windows and macOS
-//! origins serve `/PHOTOS/x.jpg` from `/photos/x.jpg`).
+//! decodes them (repeatedly, so `%252F` is `/` too, and IIS's `%uXXXX`)
+//! and re-resolves the result. Each view also exists without
+//! `;parameters` on its segments (Java servlet containers serve
+//! `/photos;jsessionid=1/x.jpg` as `/photos/x.jpg`) and without trailing
+//! dots and spaces on them (Windows: `/photos./x.jpg`), and is also matched
+//! ignoring case (Windows and macOS origins serve `/PHOTOS/x.jpg` from
+//! `/photos/x.jpg`).
 //!
 //! Every view picks its most specific route; when they pick different
 //! routes, the most protective one wins ([`protection`]): a path one origin
@@ -166,6 +168,19 @@ fn decode_once(path: &[u8], loose: bool) -> Vec<u8> {
     let mut i = 0;
     while i < path.len() {
         let b = path[i];
+        // IIS also reads `%uXXXX` (a UTF-16 unit): the loose view does too.
+        if loose && b == b'%' && i + 5 < path.len() && matches!(path[i + 1], b'u' | b'U') {
+            let unit = path[i + 2..i + 6].iter().try_fold(0u32, |acc, &d| {
+                hex_value(d).map(|v| acc * 16 + u32::from(v))
+            });
+            if let Some(c) = unit.and_then(char::from_u32) {
+                let mut utf8 = [0u8; 4];
+                let c = if c == '\\' { '/' } else { c };
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                i += 6;
+                continue;
+            }
+        }
         if b == b'%' && i + 2 < path.len() {
             if let (Some(h), Some(l)) = (hex_value(path[i + 1]), hex_value(path[i + 2])) {
                 let byte = h * 16 + l;
@@ -200,7 +215,9 @@ fn decode(path: &[u8], loose: bool) -> Vec<u8> {
     current
 }
 
-/// Drops `;parameters` from every segment.
+/// Drops `;parameters` from every segment (servlet containers), and the
+/// trailing dots and spaces Windows drops from file names
+/// (`/photos./x.jpg`), leaving `.` and `..` as they are.
 fn strip_params(path: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len());
     for (i, segment) in path.split(|&b| b == b'/').enumerate() {
@@ -211,7 +228,13 @@ fn strip_params(path: &[u8]) -> Vec<u8> {
             .iter()
             .position(|&b| b == b';')
             .unwrap_or(segment.len());
-        out.extend_from_slice(&segment[..end]);
+        let mut segment = &segment[..end];
+        if segment != b"." && segment != b".." {
+            while let [rest @ .., b'.' | b' '] = segment {
+                segment = rest;
+            }
+        }
+        out.extend_from_slice(segment);
     }
     out
 }
@@ -329,6 +352,26 @@ mod tests {
     }
 
     #[test]
+    fn windows_spellings() {
+        assert_eq!(
+            views("http://a.test/%u0070hotos/x.jpg"),
+            ["/%u0070hotos/x.jpg", "/photos/x.jpg"]
+        );
+        assert_eq!(
+            views("http://a.test/photos%u005cx.jpg"),
+            ["/photos%u005cx.jpg", "/photos/x.jpg"]
+        );
+        assert_eq!(
+            views("http://a.test/photos./x.jpg"),
+            ["/photos./x.jpg", "/photos/x.jpg"]
+        );
+        assert_eq!(
+            views("http://a.test/photos%20%20/x.jpg"),
+            ["/photos  /x.jpg", "/photos/x.jpg"]
+        );
+    }
+
+    #[test]
     fn path_parameters() {
         assert_eq!(
             views("http://a.test/photos;v=1/x.jpg"),
@@ -382,6 +425,8 @@ mod tests {
             "http://EXAMPLE.com./photos/x.jpg",
             "http://example.com:8080/photos/x.jpg",
             "http://example.com/photos%252fx.jpg",
+            "http://example.com/%u0070hotos/x.jpg",
+            "http://example.com/photos.%20/x.jpg",
         ] {
             assert_eq!(
                 routed(&p, url).as_deref(),
