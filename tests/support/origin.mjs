@@ -4,8 +4,9 @@
 // the worker went to the origin, and keeps a digest of every upload so
 // tests can tell whether an upload reached it and with which bytes.
 //
-// Like a typical static server it sends a strong ETag, answers single
-// `Range: bytes=a-b` requests with 206, and accepts PUT/POST uploads
+// Like a typical static server it sends a strong ETag and Last-Modified,
+// answers `Range` requests with 206 (one range: Content-Range; several:
+// multipart/byteranges), honours `If-Range`, and accepts PUT/POST uploads
 // (answering 201 with the SHA-256 of what it received).
 //
 //   const origin = await startOrigin({ mounts: { "/variants": dir } });
@@ -18,8 +19,15 @@
 // Special paths for tests: /__redirect?to=PATH (302), /__status/NNN (that
 // status), /__untyped/FILE (a fixture without Content-Type), /__typed/TYPE/FILE
 // (a fixture with Content-Type TYPE, e.g. /__typed/text%2Fplain/photos/x.jpg),
-// /__chunked/FILE (no Content-Length: sent chunked, in pieces); the last three
-// also work under a mount (/closed/__typed/...).
+// /__chunked/FILE (no Content-Length: sent chunked, in pieces),
+// /__whole206/FILE (a lying origin: any Range is answered 206 with the
+// Content-Range asked for but the whole file as the body),
+// /__encoded/CODING/FILE (the file encoded and sent with
+// `Content-Encoding: CODING` as written, e.g. deflate, x-gzip, GZIP,
+// "deflate, gzip", br, zstd; "deflate~raw" sends raw deflate as deflate,
+// "deflate~corrupt" sends the file unencoded as deflate; unknown codings
+// such as "compress" send the file unencoded); /__encoded/ comes first and
+// the others also work under a mount (/closed/__typed/...).
 //
 // WebSocket upgrades on any path are accepted: the origin sends one text
 // message ("hello from origin") and echoes small text messages back.
@@ -27,6 +35,8 @@
 // Standalone (the demo): node tests/support/origin.mjs [--port N] [--root DIR]
 
 import { createServer } from "node:http";
+import { spawnSync } from "node:child_process";
+import zlib from "node:zlib";
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
@@ -34,6 +44,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const FIXTURES_DIR = path.join(REPO_ROOT, "fixtures");
+
+/** The Last-Modified every file is served with. */
+export const LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT";
 
 export const CONTENT_TYPES = {
   ".txt": "text/plain; charset=utf-8",
@@ -49,6 +62,22 @@ export const CONTENT_TYPES = {
 };
 
 export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
+/** Encodes `data` as `Content-Encoding: coding` says (codings applied left to right). */
+export function encodeBody(data, coding) {
+  let out = data;
+  for (const token of coding.split(",").map((t) => t.trim().toLowerCase())) {
+    if (token === "gzip" || token === "x-gzip") out = zlib.gzipSync(out);
+    else if (token === "deflate") out = zlib.deflateSync(out);
+    else if (token === "deflate~raw") out = zlib.deflateRawSync(out);
+    else if (token === "br") out = zlib.brotliCompressSync(out);
+    else if (token === "zstd") out = spawnSync("zstd", ["-q", "-c"], { input: out, maxBuffer: 64 << 20 }).stdout;
+  }
+  return out;
+}
+
+/** The `Content-Encoding` header for a coding name of /__encoded/. */
+export const announcedCoding = (coding) => coding.replace(/~(raw|corrupt)/g, "");
 
 /**
  * Start the origin.
@@ -112,6 +141,17 @@ export async function startOrigin({ root = FIXTURES_DIR, mounts = {}, port = 0 }
     }
     let forcedType;
     let chunked = false;
+    let coding = null;
+    const encoded = rel.match(/^\/__encoded\/([^/]+)(\/.*)$/);
+    if (encoded) {
+      coding = decodeURIComponent(encoded[1]);
+      rel = encoded[2];
+    }
+    let lyingRanges = false;
+    if (rel.startsWith("/__whole206/")) {
+      rel = rel.slice("/__whole206".length);
+      lyingRanges = true;
+    }
     if (rel.startsWith("/__chunked/")) {
       rel = rel.slice("/__chunked".length);
       chunked = true;
@@ -143,11 +183,42 @@ export async function startOrigin({ root = FIXTURES_DIR, mounts = {}, port = 0 }
     } catch {
       return send(404, "not found\n", text);
     }
-    const headers = { etag: `"${sha256(data).slice(0, 16)}"`, "accept-ranges": "bytes" };
+    const headers = {
+      etag: `"${sha256(data).slice(0, 16)}"`,
+      "last-modified": LAST_MODIFIED,
+      "accept-ranges": "bytes",
+    };
     const type = forcedType === undefined ? CONTENT_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream" : forcedType;
     if (type !== null) headers["content-type"] = type;
+    if (coding !== null) {
+      data = encodeBody(data, coding);
+      headers["content-encoding"] = announcedCoding(coding);
+      headers.etag = `"${sha256(data).slice(0, 16)}"`;
+    }
 
-    const range = req.headers.range?.match(/^bytes=(\d*)-(\d*)$/);
+    const ifRange = req.headers["if-range"];
+    const rangeHolds = ifRange === undefined || ifRange === headers.etag || ifRange === headers["last-modified"];
+    if (lyingRanges && req.headers.range) {
+      const asked = req.headers.range.match(/^bytes=(\d+)-(\d+)/) ?? [null, "100", "199"];
+      return send(206, data, { ...headers, "content-range": `bytes ${asked[1]}-${asked[2]}/${data.length}` });
+    }
+    const specs = rangeHolds ? req.headers.range?.match(/^bytes=(\d*-\d*(?:, ?\d*-\d*)+)$/) : null;
+    if (specs) {
+      // Several ranges: multipart/byteranges (each clamped; none unsatisfiable here).
+      const boundary = "origin-boundary-1234";
+      const parts = [];
+      for (const spec of specs[1].split(/, ?/)) {
+        const [a, b] = spec.split("-");
+        const start = a === "" ? Math.max(0, data.length - Number(b)) : Number(a);
+        const end = a === "" || b === "" ? data.length - 1 : Math.min(Number(b), data.length - 1);
+        parts.push(Buffer.from(`--${boundary}\r\ncontent-type: ${type}\r\ncontent-range: bytes ${start}-${end}/${data.length}\r\n\r\n`));
+        parts.push(data.subarray(start, end + 1), Buffer.from("\r\n"));
+      }
+      parts.push(Buffer.from(`--${boundary}--\r\n`));
+      const { "content-type": _, ...rest } = headers;
+      return send(206, Buffer.concat(parts), { ...rest, "content-type": `multipart/byteranges; boundary=${boundary}` });
+    }
+    const range = rangeHolds ? req.headers.range?.match(/^bytes=(\d*)-(\d*)$/) : null;
     if (range && (range[1] !== "" || range[2] !== "")) {
       let start = range[1] === "" ? data.length - Number(range[2]) : Number(range[1]);
       let end = range[1] === "" || range[2] === "" ? data.length - 1 : Math.min(Number(range[2]), data.length - 1);

@@ -50,14 +50,16 @@ export const WORKER_BASE = "http://hashgate.test";
  * @param {boolean} [opts.http] also listen on 127.0.0.1 (a free port) for real HTTP: `worker.http(path, init)`.
  *   dispatchFetch hands request bodies to workerd without their length; a real
  *   client's Content-Length survives, which upload tests check.
+ * @param {boolean} [opts.logs] keep what the worker logs (console.*) for `worker.logs()` instead of printing it
  * @param {object} [opts.miniflare] extra Miniflare options (override the defaults)
  * @param {object} [opts.faults] from createFaults() (tests/support/faults.mjs): HASH_INDEX and
  *   MATCH_EVENTS go through fault-injecting wrappers around the real bindings
  */
-export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, miniflare = {}, faults = null } = {}) {
+export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, logs = false, miniflare = {}, faults = null } = {}) {
   if (!existsSync(SCRIPT_PATH)) {
     throw new Error(`${SCRIPT_PATH} not found: build the worker first (bash scripts/build-worker.sh)`);
   }
+  const logged = [];
   let options = {
     modules: true,
     // Absolute paths: workerd refuses module names with "..".
@@ -88,6 +90,13 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
       ...bindings,
     },
     ...(http ? { host: "127.0.0.1", port: 0 } : {}),
+    ...(logs
+      ? {
+          handleRuntimeStdio(stdout, stderr) {
+            for (const stream of [stdout, stderr]) stream.on("data", (chunk) => logged.push(chunk.toString()));
+          },
+        }
+      : {}),
     ...miniflare,
   };
   if (faults) {
@@ -113,6 +122,8 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     kv: (name) => mf.getKVNamespace(kvName(name)),
     queue: (binding = "MATCH_EVENTS") => mf.getQueueProducer(binding),
     dispose: () => mf.dispose(),
+    /** What the worker logged so far (needs `logs: true`). */
+    logs: () => logged.join(""),
     /** Fires the cron trigger (the scheduled handler) once and waits for it. */
     scheduled: async (cron = "* * * * *") => (await mf.getWorker()).scheduled({ cron }),
     /**

@@ -11,37 +11,65 @@
 //! connection mid-body) or runs past it is a [`ScanError::Body`], never a
 //! complete image: hashing a partial image could call a listed image clean,
 //! and the verdict cache would then remember that for the URL.
+//!
+//! Every byte kept is first reserved against the isolate's memory budget
+//! ([`crate::budget`]): at once when the length is known, as the buffer
+//! grows when it is not. A body the runtime left content-encoded
+//! ([`crate::encoding`]) is decoded here, under the same cap and budget; a
+//! peek decodes just enough of it to see its first bytes.
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStream, ReadableStreamDefaultReader};
 
+use crate::budget::Reservation;
+use crate::encoding::{self, Coding};
 use crate::error::ScanError;
 use crate::runtime::js_error_text;
 use crate::sniff::{self, Inspect, SNIFF_BYTES};
+
+/// How much of an encoded body a peek reads to decode its first bytes.
+const ENCODED_PEEK_BYTES: usize = 64 * 1024;
 
 /// What reading found.
 #[derive(Debug)]
 pub enum BodyRead {
     /// A peek found no image: leave the body alone.
     NotImage,
-    /// The whole body, within the cap.
+    /// The whole body, within the cap (decoded).
     Complete(Vec<u8>),
 }
 
-/// Reads `stream` for scanning. `inspect` is [`Inspect::Read`] or
-/// [`Inspect::Peek`]; `declared` is the `Content-Length`, if any;
-/// `exact` says it counts the bytes the stream yields (no
-/// `Content-Encoding` the runtime decodes), so a body of another length is
-/// an error.
+/// How to read one body.
+pub struct ReadPlan<'a> {
+    /// [`Inspect::Read`] or [`Inspect::Peek`].
+    pub inspect: Inspect,
+    /// The `Content-Length`, if any.
+    pub declared: Option<u64>,
+    /// `declared` counts the bytes the stream yields (the runtime decoded
+    /// no `Content-Encoding`), so a body of another length is an error.
+    pub exact: bool,
+    /// The route's `max_bytes`, for the bytes read and for the decoded body.
+    pub cap: usize,
+    /// Codings the bytes still carry ([`encoding::remaining`]).
+    pub codings: &'a [Coding],
+}
+
+/// Reads `stream` for scanning; every byte kept is held in `reservation`,
+/// which the caller keeps until it is done with the bytes.
 pub async fn read(
     stream: Option<ReadableStream>,
-    inspect: Inspect,
-    declared: Option<u64>,
-    exact: bool,
-    cap: usize,
+    plan: ReadPlan<'_>,
+    reservation: &mut Reservation,
 ) -> Result<BodyRead, ScanError> {
+    let ReadPlan {
+        inspect,
+        declared,
+        exact,
+        cap,
+        codings,
+    } = plan;
     let Some(stream) = stream else {
         return Ok(match inspect {
             Inspect::Read => BodyRead::Complete(Vec::new()),
@@ -57,16 +85,36 @@ pub async fn read(
         .get_reader()
         .dyn_into()
         .map_err(|_| ScanError::Body("stream has no default reader".into()))?;
-    let capacity = declared.map_or(64 * 1024, |len| (len as usize).min(cap));
-    let mut buffer: Vec<u8> = Vec::with_capacity(capacity);
+    let hint = declared.map_or(64 * 1024, |len| (len as usize).min(cap));
+    let mut buffer: Vec<u8> = Vec::new();
 
     if inspect == Inspect::Peek {
-        while buffer.len() < SNIFF_BYTES {
-            if !next_chunk(&reader, &mut buffer).await? {
+        loop {
+            let enough = if codings.is_empty() {
+                buffer.len() >= SNIFF_BYTES
+            } else {
+                buffer.len() >= ENCODED_PEEK_BYTES
+                    || encoding::decode_prefix(&buffer, codings, SNIFF_BYTES).len() >= SNIFF_BYTES
+            };
+            if enough {
                 break;
             }
+            // The cap applies once the peek found an image (below).
+            match next_chunk(&reader, &mut buffer, reservation, SNIFF_BYTES, usize::MAX).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    cancel(&reader);
+                    return Err(e);
+                }
+            }
         }
-        if sniff::sniff(&buffer).is_none() {
+        let prefix = if codings.is_empty() {
+            buffer.clone()
+        } else {
+            encoding::decode_prefix(&buffer, codings, SNIFF_BYTES)
+        };
+        if sniff::sniff(&prefix).is_none() {
             cancel(&reader);
             return Ok(BodyRead::NotImage);
         }
@@ -80,8 +128,13 @@ pub async fn read(
             cancel(&reader);
             return Err(ScanError::OverCap { cap });
         }
-        if !next_chunk(&reader, &mut buffer).await? {
-            break;
+        match next_chunk(&reader, &mut buffer, reservation, hint, cap).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                cancel(&reader);
+                return Err(e);
+            }
         }
     }
     if buffer.len() > cap {
@@ -95,13 +148,25 @@ pub async fn read(
             )));
         }
     }
-    Ok(BodyRead::Complete(buffer))
+    if codings.is_empty() {
+        return Ok(BodyRead::Complete(buffer));
+    }
+    // The decoded copy is held next to the encoded one while it is made.
+    reservation.grow_to(reservation.held() + cap).await?;
+    let decoded = encoding::decode(buffer, codings, cap)?;
+    Ok(BodyRead::Complete(decoded))
 }
 
-/// Appends the next chunk; `false` at the end of the stream.
+/// Appends the next chunk, first reserving room for it (the buffer grows to
+/// at least `hint`, then by doubling, never past `limit`); a chunk that
+/// would take the body past `limit` is [`ScanError::OverCap`];
+/// `false` at the end of the stream.
 async fn next_chunk(
     reader: &ReadableStreamDefaultReader,
     buffer: &mut Vec<u8>,
+    reservation: &mut Reservation,
+    hint: usize,
+    limit: usize,
 ) -> Result<bool, ScanError> {
     let result = JsFuture::from(reader.read())
         .await
@@ -119,7 +184,19 @@ async fn next_chunk(
         .dyn_into()
         .map_err(|_| ScanError::Body("stream chunk is not bytes".into()))?;
     let start = buffer.len();
-    buffer.resize(start + chunk.length() as usize, 0);
+    let needed = start + chunk.length() as usize;
+    if needed > limit {
+        return Err(ScanError::OverCap { cap: limit });
+    }
+    if needed > buffer.capacity() {
+        let grown = needed
+            .max(hint)
+            .max(buffer.capacity().saturating_mul(2))
+            .min(limit);
+        reservation.grow_to(grown).await?;
+        buffer.reserve_exact(grown - start);
+    }
+    buffer.resize(needed, 0);
     chunk.copy_to(&mut buffer[start..]);
     Ok(true)
 }

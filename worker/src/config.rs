@@ -3,10 +3,19 @@
 //! Binding names are fixed and match `wrangler.toml`. The policy is parsed
 //! and validated the first time it is needed and then reused: an inline
 //! `POLICY` is re-parsed only if its text changes; a `kv:<key>` policy is
-//! re-read from `HASH_INDEX` at most every [`KV_POLICY_REFRESH_MS`], so an
-//! operator can change it without a deploy. An invalid policy is an error
-//! for every request (the caller answers 500 with the message): scanning
-//! must never silently turn off because of a typo.
+//! re-read from `HASH_INDEX` every `kv_refresh_seconds` of the policy in
+//! use (default 60), so an operator can change it without a deploy.
+//!
+//! A policy that cannot be used (a `kv:` key that is missing or unreadable,
+//! JSON that does not parse or validate, an empty `POLICY`) never reaches a
+//! public body and never turns scanning off: the error goes to the log
+//! (`console.error`, seen in `wrangler tail`, at most every
+//! [`BAD_POLICY_LOG_MS`] while it lasts) and the isolate keeps serving with
+//! its last good policy, or, when it has none, with
+//! [`Policy::safe_default`] (every route scanned, every list, block, fail
+//! closed). A `kv:` policy that failed is tried again after
+//! [`KV_POLICY_RETRY_MS`] (or the refresh interval, if shorter). Only an unusable `ORIGIN` (nowhere to send
+//! requests) is an error for the caller, answered with a bare 500.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,7 +24,7 @@ use worker::Env;
 
 use crate::error::{check_origin, ConfigError};
 use crate::policy::{Policy, PolicySource};
-use crate::runtime::now_ms;
+use crate::runtime::{log_error, now_ms};
 use crate::verdict_cache::VerdictCache;
 
 /// KV namespace: the hash index (and a `kv:` policy).
@@ -32,8 +41,10 @@ pub const POLICY_VAR: &str = "POLICY";
 pub const ORIGIN_VAR: &str = "ORIGIN";
 /// Variable: `1`/`true` adds debug headers (verdict, cache, wasm memory).
 pub const DEBUG_VAR: &str = "DEBUG";
-/// How often a KV-held policy is re-read.
-pub const KV_POLICY_REFRESH_MS: f64 = 60_000.0;
+/// How soon a `kv:` policy that could not be used is tried again.
+pub const KV_POLICY_RETRY_MS: f64 = 10_000.0;
+/// How often an unusable policy is logged again while it lasts.
+pub const BAD_POLICY_LOG_MS: f64 = 60_000.0;
 
 /// What a request needs from the configuration.
 #[derive(Clone)]
@@ -45,13 +56,20 @@ pub struct Config {
 }
 
 struct Loaded {
+    /// The `POLICY` variable's value this was loaded from.
     source: String,
     policy: Rc<Policy>,
+    /// When the source was last read.
     loaded_ms: f64,
+    /// `Some(error)`: the source was unusable and `policy` is the fallback.
+    problem: Option<String>,
+    /// When the problem was last logged.
+    logged_ms: f64,
 }
 
 thread_local! {
     static POLICY: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    static LAST_GOOD: RefCell<Option<Rc<Policy>>> = const { RefCell::new(None) };
     static CACHE: RefCell<VerdictCache> = RefCell::new(VerdictCache::new(0, 1));
 }
 
@@ -70,51 +88,64 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .map(|v| v.to_string())
 }
 
-/// Loads (or reuses) the configuration.
+/// Loads (or reuses) the configuration. The only error is an unusable
+/// `ORIGIN`; a policy that cannot be used is replaced (see the module docs).
 pub async fn load(env: &Env) -> Result<Config, ConfigError> {
     let raw = var(env, POLICY_VAR).unwrap_or_default();
-    let source = PolicySource::from_var(&raw)?;
     let now = now_ms();
     let reuse = POLICY.with(|cell| {
-        cell.borrow().as_ref().and_then(|loaded| {
-            let fresh = match &source {
-                PolicySource::Inline(text) => &loaded.source == text,
-                PolicySource::Kv(key) => {
-                    &loaded.source == key && now - loaded.loaded_ms < KV_POLICY_REFRESH_MS
-                }
-            };
-            fresh.then(|| loaded.policy.clone())
-        })
+        let mut cell = cell.borrow_mut();
+        let loaded = cell.as_mut()?;
+        if loaded.source != raw {
+            return None;
+        }
+        let is_kv = matches!(PolicySource::from_var(&raw), Ok(PolicySource::Kv(_)));
+        let age = now - loaded.loaded_ms;
+        let refresh = f64::from(loaded.policy.kv_refresh_seconds) * 1000.0;
+        let fresh = match (&loaded.problem, is_kv) {
+            (_, false) => true,
+            (None, true) => age < refresh,
+            (Some(_), true) => age < KV_POLICY_RETRY_MS.min(refresh),
+        };
+        if !fresh {
+            return None;
+        }
+        if let Some(problem) = &loaded.problem {
+            if now - loaded.logged_ms >= BAD_POLICY_LOG_MS {
+                loaded.logged_ms = now;
+                log_unusable(problem);
+            }
+        }
+        Some(loaded.policy.clone())
     });
     let policy = match reuse {
         Some(policy) => policy,
         None => {
-            let (text, source_id) = match &source {
-                PolicySource::Inline(text) => (text.clone(), text.clone()),
-                PolicySource::Kv(key) => {
-                    let problem = |problem: String| ConfigError::KvPolicy {
-                        key: key.clone(),
-                        problem,
+            let (policy, problem) = match read_policy(env, &raw).await {
+                Ok(policy) => {
+                    let policy = Rc::new(policy);
+                    LAST_GOOD.with(|cell| *cell.borrow_mut() = Some(policy.clone()));
+                    (policy, None)
+                }
+                Err(e) => {
+                    let last_good = LAST_GOOD.with(|cell| cell.borrow().clone());
+                    let problem = match &last_good {
+                        Some(_) => format!("{e}; serving with the last good policy"),
+                        None => format!("{e}; serving with the safe default policy"),
                     };
-                    let kv = env
-                        .kv(HASH_INDEX)
-                        .map_err(|e| problem(format!("{HASH_INDEX} is not bound: {e}")))?;
-                    let text = kv
-                        .get(key)
-                        .text()
-                        .await
-                        .map_err(|e| problem(format!("reading it from {HASH_INDEX} failed: {e}")))?
-                        .ok_or_else(|| problem(format!("no such key in {HASH_INDEX}")))?;
-                    (text, key.clone())
+                    log_unusable(&problem);
+                    let policy = last_good.unwrap_or_else(|| Rc::new(Policy::safe_default()));
+                    (policy, Some(problem))
                 }
             };
-            let policy = Rc::new(Policy::parse(&text)?);
             with_cache(|cache| cache.configure(policy.cache.ttl_seconds, policy.cache.max_entries));
             POLICY.with(|cell| {
                 *cell.borrow_mut() = Some(Loaded {
-                    source: source_id,
+                    source: raw.clone(),
                     policy: policy.clone(),
                     loaded_ms: now,
+                    problem,
+                    logged_ms: now,
                 })
             });
             policy
@@ -132,4 +163,30 @@ pub async fn load(env: &Env) -> Result<Config, ConfigError> {
         origin,
         debug,
     })
+}
+
+fn log_unusable(problem: &str) {
+    log_error(&format!("hashgate: the POLICY cannot be used: {problem}"));
+}
+
+/// Reads and validates the policy the `POLICY` variable names.
+async fn read_policy(env: &Env, raw: &str) -> Result<Policy, ConfigError> {
+    let text = match PolicySource::from_var(raw)? {
+        PolicySource::Inline(text) => text,
+        PolicySource::Kv(key) => {
+            let problem = |problem: String| ConfigError::KvPolicy {
+                key: key.clone(),
+                problem,
+            };
+            let kv = env
+                .kv(HASH_INDEX)
+                .map_err(|e| problem(format!("{HASH_INDEX} is not bound: {e}")))?;
+            kv.get(&key)
+                .text()
+                .await
+                .map_err(|e| problem(format!("reading it from {HASH_INDEX} failed: {e}")))?
+                .ok_or_else(|| problem(format!("no such key in {HASH_INDEX}")))?
+        }
+    };
+    Ok(Policy::parse(&text)?)
 }

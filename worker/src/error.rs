@@ -10,11 +10,15 @@ use hashgate::index::ResolveError;
 use hashgate::HashError;
 use thiserror::Error;
 
+use crate::budget::BudgetError;
+use crate::encoding::DecodeError;
 use crate::multipart::MultipartError;
 use crate::policy::PolicyError;
 
-/// Why the worker's configuration is unusable (every request then answers
-/// 500 with this message, rather than silently not scanning).
+/// Why the worker's configuration is unusable. Logged, never shown: a bad
+/// policy is replaced by the last good one or the safe default
+/// ([`crate::policy::Policy::safe_default`]); a bad `ORIGIN` answers a bare
+/// 500.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     #[error(transparent)]
@@ -83,6 +87,12 @@ pub enum ScanError {
     /// Reading the body from the client or the origin failed.
     #[error("reading the body failed: {0}")]
     Body(String),
+    /// The body's `Content-Encoding` is unknown or does not decode.
+    #[error("body could not be decoded: {0}")]
+    Encoding(#[from] DecodeError),
+    /// The isolate's memory budget had no room for the body.
+    #[error("{0}")]
+    Budget(#[from] BudgetError),
 }
 
 impl ScanError {
@@ -105,6 +115,10 @@ impl ScanError {
             ScanError::UnknownLists { .. } => "unknown-list",
             ScanError::Query(_) => "bad-query",
             ScanError::Body(_) => "body-error",
+            ScanError::Encoding(DecodeError::OverCap { .. }) => "over-cap",
+            ScanError::Encoding(_) => "undecodable-encoding",
+            ScanError::Budget(BudgetError::TooLarge { .. }) => "over-budget",
+            ScanError::Budget(BudgetError::Busy { .. }) => "memory-busy",
         }
     }
 }
@@ -144,5 +158,18 @@ mod tests {
         let missing = ScanError::IndexMissing { key: "hg2/current" };
         assert_eq!(missing.reason(), "index-missing");
         assert!(missing.to_string().contains("hg2/current"));
+        assert_eq!(
+            ScanError::Encoding(DecodeError::Unknown("compress".into())).reason(),
+            "undecodable-encoding"
+        );
+        assert_eq!(
+            ScanError::Encoding(DecodeError::OverCap { cap: 1 }).reason(),
+            "over-cap"
+        );
+        let busy = BudgetError::Busy {
+            budget: 1,
+            waited_ms: 5,
+        };
+        assert_eq!(ScanError::Budget(busy).reason(), "memory-busy");
     }
 }

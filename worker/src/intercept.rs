@@ -1,13 +1,18 @@
 //! The request path, as named phases.
 //!
 //! ```text
-//! route        which policy applies (most specific pattern); none or disabled: pass through
+//! route        which policy applies: the path read as origins read it (decoded, dot segments,
+//!              every ambiguous reading; see crate::canonical), most specific pattern per
+//!              reading, most protective across readings; none or disabled: pass through
 //! exempt       HEAD and websocket upgrades: pass through
 //! upload       PUT/POST on a route scanning uploads: read (raw or multipart) -> check each image
 //!              -> 451 before the origin sees it, or forward the same bytes
 //! origin       fetch upstream (redirects not followed)
-//! inspect      should this response be looked at? (status, Content-Type, whole-range 206)
-//! read         read a clone of the body under the route's cap (a peek for non-image types)
+//! inspect      should this response be looked at? (status, Content-Type)
+//! whole        a 206: fetch the whole object, check it, answer the range from the checked
+//!              bytes (crate::ranged)
+//! read         read a clone of the body under the route's cap and the isolate's memory
+//!              budget (a peek for non-image types), decoding any Content-Encoding left
 //! generation   the current index generation (hg2/current, one KV read per refresh interval)
 //! remembered   a verdict for these bytes (SHA-256), route and generation: this isolate's, then the colo's Cache API
 //! hash         PDQ + 8 dihedral variants + MD5/SHA-1/SHA-256, in wasm
@@ -27,16 +32,19 @@ use wasm_bindgen::JsValue;
 use web_sys::{Request, Response};
 use worker::{Context, Env};
 
-use crate::body::{self, BodyRead};
+use crate::body::{self, BodyRead, ReadPlan};
+use crate::budget::Reservation;
+use crate::canonical::RequestTarget;
 use crate::config::{self, with_cache, Config};
 use crate::current_index;
 use crate::digests;
+use crate::encoding;
 use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
 use crate::origin;
 use crate::outbox;
-use crate::pattern::host_and_path;
 use crate::policy::{Action, FailMode, Route};
+use crate::ranged;
 use crate::respond;
 use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, wasm_memory_bytes};
 use crate::shared_verdicts;
@@ -47,10 +55,15 @@ use crate::verdict_cache::{CacheKey, Cached};
 
 /// Handles one request.
 pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response, JsValue> {
-    if header(&request.headers(), origin::LOOP_GUARD).is_some() {
-        return respond::loop_detected();
-    }
     let request_id = request_id(&request);
+    if header(&request.headers(), origin::LOOP_GUARD).is_some() {
+        log_error(&format!(
+            "hashgate: request {request_id} came from this worker: ORIGIN is not set, so requests \
+             go to the host they name, which under wrangler dev is the worker itself. Set the \
+             origin, e.g. npx wrangler dev --var ORIGIN:http://127.0.0.1:8080"
+        ));
+        return respond::loop_detected(&request_id);
+    }
     // Events this isolate could not queue earlier go out now, after the
     // response, once the queue takes them again.
     if outbox::due() {
@@ -60,17 +73,15 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
     let config = match config::load(&env).await {
         Ok(config) => config,
         Err(e) => {
-            log_error(&format!("hashgate: {e}"));
-            return respond::config_error(&e.to_string());
+            log_error(&format!("hashgate: request {request_id}: {e}"));
+            return respond::internal_error(&request_id);
         }
     };
 
     // Phase: route.
     let url = request.url();
-    let (host, path) = host_and_path(&url);
-    let route = config
-        .policy
-        .route_for(host, path)
+    let route = RequestTarget::parse(&url)
+        .route(&config.policy)
         .filter(|r| r.enabled)
         .cloned();
     let Some(route) = route else {
@@ -119,7 +130,7 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
     if !scope.route.scan_responses {
         return Ok(response);
     }
-    scope.check_response(response).await
+    scope.check_response(&request, response).await
 }
 
 /// No route, or the route is off: the request goes to the origin and the
@@ -156,9 +167,32 @@ fn content_length(headers: &web_sys::Headers) -> Option<u64> {
 }
 
 /// Whether `Content-Length` counts the bytes a body stream yields: true
-/// unless a `Content-Encoding` (which the runtime decodes) is present.
+/// unless the runtime decodes the `Content-Encoding` itself.
 fn length_is_exact(headers: &web_sys::Headers) -> bool {
-    header(headers, "content-encoding").is_none_or(|e| e.trim().eq_ignore_ascii_case("identity"))
+    header(headers, "content-encoding").is_none_or(|e| !encoding::runtime_decodes(&e))
+}
+
+/// What a response body is to be read as: [`ReadPlan`]'s codings, or, for a
+/// coding that cannot be decoded, whether that is a failure (an image-typed
+/// or untyped body, which a client may decode and show) or a pass.
+fn codings_of(
+    headers: &web_sys::Headers,
+    inspect: Inspect,
+) -> Result<Vec<encoding::Coding>, Option<ScanError>> {
+    match encoding::remaining(header(headers, "content-encoding").as_deref()) {
+        Ok(codings) => Ok(codings),
+        Err(e) => {
+            let untyped = matches!(
+                sniff::media_type(header(headers, "content-type").as_deref()).as_deref(),
+                None | Some("application/octet-stream") | Some("binary/octet-stream")
+            );
+            if inspect == Inspect::Read || untyped {
+                Err(Some(e.into()))
+            } else {
+                Err(None)
+            }
+        }
+    }
 }
 
 /// What the upload phase decided.
@@ -290,8 +324,16 @@ impl Scope {
         Ok(checked)
     }
 
-    /// Phases inspect -> read -> check -> respond for a response.
-    async fn check_response(&self, response: Response) -> Result<Response, JsValue> {
+    /// Phases whole -> inspect -> read -> check -> respond for a response.
+    async fn check_response(
+        &self,
+        request: &Request,
+        response: Response,
+    ) -> Result<Response, JsValue> {
+        // Phase: whole. A piece of an image is never passed unchecked.
+        if response.status() == 206 {
+            return self.check_partial(request, response).await;
+        }
         let headers = response.headers();
         // Phase: inspect.
         let inspect = sniff::inspect_response(
@@ -304,13 +346,31 @@ impl Scope {
         }
 
         // Phase: read (a clone; the original stays intact).
+        let codings = match codings_of(&headers, inspect) {
+            Ok(codings) => codings,
+            Err(None) => return self.debug(response, "not-image (unknown encoding)", None),
+            Err(Some(error)) => {
+                return self.fail_response(
+                    response,
+                    Unchecked {
+                        error,
+                        sha256: None,
+                    },
+                )
+            }
+        };
         let probe = response.clone()?;
+        let mut held = Reservation::new(self.config.policy.memory);
         let read = body::read(
             probe.body(),
-            inspect,
-            content_length(&headers),
-            length_is_exact(&headers),
-            self.route.max_bytes,
+            ReadPlan {
+                inspect,
+                declared: content_length(&headers),
+                exact: length_is_exact(&headers),
+                cap: self.route.max_bytes,
+                codings: &codings,
+            },
+            &mut held,
         )
         .await;
         let bytes = match read {
@@ -331,6 +391,100 @@ impl Scope {
         match self.check_image(&bytes).await {
             Ok(checked) => self.respond_to_response(response, checked),
             Err(unchecked) => self.fail_response(response, unchecked),
+        }
+    }
+
+    /// Phase: whole, for a `206`: the whole object is fetched without
+    /// `Range` and checked like any response; a clean one answers the
+    /// client's range from the checked bytes ([`ranged::answer`]), so what
+    /// the client gets is what was checked, whatever the origin's 206 held.
+    /// A whole object that is not an image leaves the origin's 206 as it is.
+    async fn check_partial(
+        &self,
+        request: &Request,
+        partial: Response,
+    ) -> Result<Response, JsValue> {
+        let unchecked = |error: ScanError| Unchecked {
+            error,
+            sha256: None,
+        };
+        let whole_request = origin::upstream_whole(request, self.config.origin.as_deref())?;
+        let whole = match origin::fetch(&whole_request).await {
+            Ok(whole) => whole,
+            Err(e) => {
+                let error = ScanError::Body(format!(
+                    "fetching the whole object failed: {}",
+                    js_error_text(&e)
+                ));
+                return self.fail_response(partial, unchecked(error));
+            }
+        };
+        let headers = whole.headers();
+        if whole.status() != 200 {
+            if let Some(body) = whole.body() {
+                let _ = body.cancel();
+            }
+            let error = ScanError::Body(format!(
+                "the whole object answered {} to a request without Range",
+                whole.status()
+            ));
+            return self.fail_response(partial, unchecked(error));
+        }
+        let inspect =
+            sniff::inspect_response(200, header(&headers, "content-type").as_deref(), None);
+        if let Inspect::Skip(_) = inspect {
+            if let Some(body) = whole.body() {
+                let _ = body.cancel();
+            }
+            return self.debug(partial, "skip", None);
+        }
+        let codings = match codings_of(&headers, inspect) {
+            Ok(codings) => codings,
+            Err(found) => {
+                if let Some(body) = whole.body() {
+                    let _ = body.cancel();
+                }
+                return match found {
+                    None => self.debug(partial, "not-image (unknown encoding)", None),
+                    Some(error) => self.fail_response(partial, unchecked(error)),
+                };
+            }
+        };
+        let mut held = Reservation::new(self.config.policy.memory);
+        let read = body::read(
+            whole.body(),
+            ReadPlan {
+                inspect,
+                declared: content_length(&headers),
+                exact: length_is_exact(&headers),
+                cap: self.route.max_bytes,
+                codings: &codings,
+            },
+            &mut held,
+        )
+        .await;
+        let bytes = match read {
+            Ok(BodyRead::NotImage) => return self.debug(partial, "not-image", None),
+            Ok(BodyRead::Complete(bytes)) => bytes,
+            Err(error) => return self.fail_response(partial, unchecked(error)),
+        };
+        match self.check_image(&bytes).await {
+            Ok(checked) if matches!(checked.verdict, Verdict::Match(_)) => {
+                self.respond_to_response(partial, checked)
+            }
+            Ok(checked) => {
+                if let Some(body) = partial.body() {
+                    let _ = body.cancel();
+                }
+                let answer = ranged::answer(request, &headers, &bytes)?;
+                let state = if checked.cached {
+                    "clean (cached)"
+                } else {
+                    "clean"
+                };
+                self.debug(answer, state, None)
+            }
+            Err(unchecked) => self.fail_response(partial, unchecked),
         }
     }
 
@@ -439,12 +593,17 @@ impl Scope {
         };
 
         let probe = request.clone()?;
+        let mut held = Reservation::new(self.config.policy.memory);
         let read = body::read(
             probe.body(),
-            inspect,
-            content_length(&headers),
-            length_is_exact(&headers),
-            self.route.max_bytes,
+            ReadPlan {
+                inspect,
+                declared: content_length(&headers),
+                exact: length_is_exact(&headers),
+                cap: self.route.max_bytes,
+                codings: &[],
+            },
+            &mut held,
         )
         .await;
         let bytes = match read {

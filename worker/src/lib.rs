@@ -22,6 +22,9 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod budget;
+pub mod canonical;
+pub mod encoding;
 pub mod error;
 pub mod events;
 pub mod multipart;
@@ -30,6 +33,7 @@ pub mod origin;
 pub mod outbox;
 pub mod pattern;
 pub mod policy;
+pub mod range;
 pub mod report;
 pub mod respond;
 pub mod sniff;
@@ -52,6 +56,8 @@ mod intercept;
 #[cfg(target_arch = "wasm32")]
 mod lookup;
 #[cfg(target_arch = "wasm32")]
+mod ranged;
+#[cfg(target_arch = "wasm32")]
 mod runtime;
 #[cfg(target_arch = "wasm32")]
 mod shared_verdicts;
@@ -67,9 +73,19 @@ mod glue {
         env: Env,
         ctx: Context,
     ) -> worker::Result<web_sys::Response> {
-        crate::intercept::handle(request, env, ctx)
-            .await
-            .map_err(worker::Error::from)
+        match crate::intercept::handle(request, env, ctx).await {
+            Ok(response) => Ok(response),
+            // A fault of the runtime: the details go to the log, the client
+            // gets a bare 500 with an id to quote.
+            Err(e) => {
+                let id = crate::runtime::uuid();
+                crate::runtime::log_error(&format!(
+                    "hashgate: request {id} failed: {}",
+                    crate::runtime::js_error_text(&e)
+                ));
+                crate::respond::internal_error(&id).map_err(worker::Error::from)
+            }
+        }
     }
 
     #[event(queue)]

@@ -22,6 +22,17 @@ pub use runtime::*;
 /// Header marking a request the worker sent to a loopback host.
 pub const LOOP_GUARD: &str = "X-Hashgate-Loop-Guard";
 
+/// Request headers a fetch of the whole object leaves out.
+pub const WHOLE_DROPS: [&str; 7] = [
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "content-length",
+];
+
 /// Whether `url`'s host is a loopback address.
 pub fn is_loopback(url: &str) -> bool {
     let (host, _) = crate::pattern::host_and_path(url);
@@ -96,6 +107,26 @@ mod runtime {
         let bytes = js_sys::Uint8Array::new_with_length(body.len() as u32);
         bytes.copy_from(body);
         init.set_body(&bytes);
+        let upstream = Request::new_with_str_and_init(&target, &init)?;
+        guard(&upstream, &target)?;
+        Ok(upstream)
+    }
+
+    /// A `GET` for the whole object a ranged request names: the same URL and
+    /// headers without `Range` and the conditional headers (the ranged
+    /// request already passed them), asking for the identity coding so that
+    /// ranges of the checked bytes are ranges of the representation.
+    pub fn upstream_whole(request: &Request, origin: Option<&str>) -> Result<Request, JsValue> {
+        let target = target_url(&request.url(), origin);
+        let headers = web_sys::Headers::new_with_headers(&request.headers())?;
+        for name in super::WHOLE_DROPS {
+            headers.delete(name)?;
+        }
+        headers.set("Accept-Encoding", "identity")?;
+        let init = RequestInit::new();
+        init.set_method("GET");
+        init.set_headers(&headers);
+        init.set_redirect(RequestRedirect::Manual);
         let upstream = Request::new_with_str_and_init(&target, &init)?;
         guard(&upstream, &target)?;
         Ok(upstream)

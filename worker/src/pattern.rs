@@ -10,7 +10,10 @@
 //! the end of the path; we accept it anywhere, which is a superset.
 //!
 //! A pattern matches the request's host (case-insensitive, port ignored) and
-//! path (case-sensitive, query ignored). When several match, the most
+//! path (case-sensitive, query ignored), as [`crate::canonical`] reads them
+//! from the request: decoded, dot segments resolved, read every way an
+//! origin may read it. Write patterns decoded (`/café/*`, not
+//! `/caf%C3%A9/*`). When several match, the most
 //! specific wins, as on Cloudflare: first by host (a host with more literal
 //! characters, then one without a wildcard), then by path in the same way.
 //! `www.example.com/*` beats `*.example.com/*`, and `example.com/hello/*`
@@ -116,6 +119,21 @@ impl RoutePattern {
         let host = host.to_ascii_lowercase();
         let path = if path.is_empty() { "/" } else { path };
         glob(self.host.as_bytes(), host.as_bytes()) && glob(self.path.as_bytes(), path.as_bytes())
+    }
+
+    /// Whether a request for `host` (lowercase, no port) and `path` (bytes,
+    /// as [`crate::canonical`] reads them) is on this route; `fold_case`
+    /// compares the path ignoring ASCII case.
+    pub fn matches_bytes(&self, host: &str, path: &[u8], fold_case: bool) -> bool {
+        if !glob(self.host.as_bytes(), host.as_bytes()) {
+            return false;
+        }
+        if fold_case {
+            let pattern = self.path.to_ascii_lowercase();
+            glob(pattern.as_bytes(), &path.to_ascii_lowercase())
+        } else {
+            glob(self.path.as_bytes(), path)
+        }
     }
 
     /// See the module docs.

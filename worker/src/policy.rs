@@ -5,7 +5,10 @@
 //! [`PolicySource`]), parsed once per isolate and validated before any
 //! request is served: a typo must not silently turn scanning off, so every
 //! problem is an error that names the route and the field, and unknown
-//! fields are refused rather than ignored.
+//! fields are refused rather than ignored. The error goes to the log; the
+//! isolate then serves with its last good policy or the safe default
+//! ([`SAFE_DEFAULT_POLICY`]), never with no scanning and never with the
+//! error in a public body.
 //!
 //! ```json
 //! {"routes": [{"pattern": "example.com/images/*", "action": "block",
@@ -14,15 +17,29 @@
 //!              "notify": {"webhook": "https://ops.example.com/hashgate"}}],
 //!  "blocked_by": "https://example.com/legal/blocking",
 //!  "verdict_cache": {"ttl_seconds": 300, "max_entries": 4096, "shared": true},
-//!  "index": {"refresh_seconds": 30}}
+//!  "index": {"refresh_seconds": 30},
+//!  "memory_budget": {"bytes": 33554432, "wait_ms": 5000},
+//!  "kv_refresh_seconds": 60}
 //! ```
 //!
-//! Top-level fields: `blocked_by` (the RFC 7725 `Link` target of 451
-//! answers); `verdict_cache` (remembered verdicts: `ttl_seconds`, 0 turns
-//! remembering off; `max_entries` per isolate; `shared`, default `true`,
-//! also shares them through the colo's Cache API, see
-//! [`crate::verdict_cache`]); `index.refresh_seconds` (default 30, 1..=3600:
-//! how often an isolate looks for a new index generation).
+//! Policy-wide fields besides `routes`:
+//! * `blocked_by`: the `Link: rel="blocked-by"` target of a 451;
+//! * `verdict_cache` (remembered verdicts): `ttl_seconds` (default 300, 0
+//!   turns remembering off), `max_entries` per isolate (default 4096),
+//!   `shared` (default `true`: also through the colo's Cache API, see
+//!   [`crate::verdict_cache`]);
+//! * `index.refresh_seconds` (default 30, 1..=3600): how often an isolate
+//!   looks for a new index generation;
+//! * `memory_budget.bytes` (default 32 MiB, 1 MiB..=96 MiB, at least every
+//!   route's `max_bytes`): the bytes of bodies read for scanning that one
+//!   isolate holds at once (see [`crate::budget`]);
+//!   `memory_budget.wait_ms` (default 5000, at most 30000): how long a read
+//!   waits for room before it is a failure (see `fail`);
+//! * `kv_refresh_seconds` (default 60, 1..=3600): with `POLICY` set to
+//!   `kv:<key>`, how often the isolate reads the key again. A policy that
+//!   cannot be used (key missing, unreadable, invalid) is logged, never
+//!   shown to clients; the isolate keeps its last good policy or, with
+//!   none, serves [`SAFE_DEFAULT_POLICY`] (see [`crate::config`]).
 //!
 //! Route fields and defaults:
 //! * `pattern` (required): Cloudflare route syntax, see [`crate::pattern`];
@@ -60,7 +77,21 @@ use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::budget::{BudgetSettings, MAX_BUDGET_BYTES, MAX_WAIT_MS, MIN_BUDGET_BYTES};
 use crate::pattern::{PatternError, RoutePattern};
+
+/// The policy an isolate serves with when the configured one is missing
+/// or invalid and it has no earlier good one: every host and path, both
+/// directions, every list, block, fail closed. A broken configuration must
+/// not turn scanning off, and must not take the site down either: pages
+/// and other non-images pass as usual, images are checked, and what cannot
+/// be checked is withheld (503).
+pub const SAFE_DEFAULT_POLICY: &str = r#"{"routes": [{"pattern": "*/*", "action": "block", "lists": ["*"], "scan": ["responses", "uploads"], "fail": "closed"}]}"#;
+
+/// Default `kv_refresh_seconds`.
+pub const DEFAULT_KV_REFRESH_SECONDS: u32 = 60;
+/// Largest `kv_refresh_seconds`.
+pub const MAX_KV_REFRESH_SECONDS: u32 = 3600;
 
 /// Default `max_bytes`: 16 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
@@ -181,6 +212,9 @@ pub struct Policy {
     pub blocked_by: Option<String>,
     pub cache: CacheSettings,
     pub index: IndexSettings,
+    pub memory: BudgetSettings,
+    /// How often a `kv:` policy is read again, in seconds.
+    pub kv_refresh_seconds: u32,
 }
 
 /// Why a policy was refused.
@@ -208,6 +242,18 @@ pub enum PolicyError {
     CacheEntries(usize),
     #[error("index.refresh_seconds {0} is out of range 1..={MAX_INDEX_REFRESH_SECONDS}")]
     IndexRefresh(u32),
+    #[error("memory_budget.bytes {0} is out of range {MIN_BUDGET_BYTES}..={MAX_BUDGET_BYTES}")]
+    BudgetBytes(usize),
+    #[error("memory_budget.bytes {budget} is less than the max_bytes {max_bytes} of route {pattern:?}: its bodies could never be read")]
+    BudgetBelowRoute {
+        budget: usize,
+        pattern: String,
+        max_bytes: usize,
+    },
+    #[error("memory_budget.wait_ms {0} is out of range 0..={MAX_WAIT_MS}")]
+    BudgetWait(u32),
+    #[error("kv_refresh_seconds {0} is out of range 1..={MAX_KV_REFRESH_SECONDS}")]
+    KvRefresh(u32),
 }
 
 /// What is wrong with one route.
@@ -245,6 +291,30 @@ struct PolicyDoc {
     verdict_cache: Option<CacheDoc>,
     #[serde(default)]
     index: Option<IndexDoc>,
+    memory_budget: Option<BudgetDoc>,
+    #[serde(default = "default_kv_refresh")]
+    kv_refresh_seconds: u32,
+}
+
+fn default_kv_refresh() -> u32 {
+    DEFAULT_KV_REFRESH_SECONDS
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetDoc {
+    #[serde(default = "default_budget_bytes")]
+    bytes: usize,
+    #[serde(default = "default_budget_wait")]
+    wait_ms: u32,
+}
+
+fn default_budget_bytes() -> usize {
+    crate::budget::DEFAULT_BUDGET_BYTES
+}
+
+fn default_budget_wait() -> u32 {
+    crate::budget::DEFAULT_WAIT_MS
 }
 
 #[derive(Deserialize)]
@@ -396,12 +466,41 @@ impl Policy {
         if refresh_seconds == 0 || refresh_seconds > MAX_INDEX_REFRESH_SECONDS {
             return Err(PolicyError::IndexRefresh(refresh_seconds));
         }
+        let memory = validate_budget(doc.memory_budget, &routes)?;
+        if doc.kv_refresh_seconds == 0 || doc.kv_refresh_seconds > MAX_KV_REFRESH_SECONDS {
+            return Err(PolicyError::KvRefresh(doc.kv_refresh_seconds));
+        }
         Ok(Policy {
             routes,
             blocked_by: doc.blocked_by,
             cache,
             index: IndexSettings { refresh_seconds },
+            memory,
+            kv_refresh_seconds: doc.kv_refresh_seconds,
         })
+    }
+
+    /// The policy used when the configured one cannot be (missing, invalid,
+    /// unreadable) and no earlier one was good: [`SAFE_DEFAULT_POLICY`].
+    pub fn safe_default() -> Self {
+        match Policy::parse(SAFE_DEFAULT_POLICY) {
+            Ok(policy) => policy,
+            // A constant that parses (tested); kept total rather than a panic.
+            Err(_) => Policy {
+                routes: Vec::new(),
+                blocked_by: None,
+                cache: CacheSettings {
+                    ttl_seconds: DEFAULT_CACHE_TTL_SECONDS,
+                    max_entries: DEFAULT_CACHE_ENTRIES,
+                    shared: true,
+                },
+                index: IndexSettings {
+                    refresh_seconds: DEFAULT_INDEX_REFRESH_SECONDS,
+                },
+                memory: BudgetSettings::default(),
+                kv_refresh_seconds: DEFAULT_KV_REFRESH_SECONDS,
+            },
+        }
     }
 
     /// The most specific route matching the request, enabled or not.
@@ -419,6 +518,32 @@ impl Policy {
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
+}
+
+fn validate_budget(
+    doc: Option<BudgetDoc>,
+    routes: &[Route],
+) -> Result<BudgetSettings, PolicyError> {
+    let Some(doc) = doc else {
+        return Ok(BudgetSettings::default());
+    };
+    if !(MIN_BUDGET_BYTES..=MAX_BUDGET_BYTES).contains(&doc.bytes) {
+        return Err(PolicyError::BudgetBytes(doc.bytes));
+    }
+    if doc.wait_ms > MAX_WAIT_MS {
+        return Err(PolicyError::BudgetWait(doc.wait_ms));
+    }
+    if let Some(route) = routes.iter().find(|r| r.max_bytes > doc.bytes) {
+        return Err(PolicyError::BudgetBelowRoute {
+            budget: doc.bytes,
+            pattern: route.pattern.as_str().to_owned(),
+            max_bytes: route.max_bytes,
+        });
+    }
+    Ok(BudgetSettings {
+        bytes: doc.bytes,
+        wait_ms: doc.wait_ms,
+    })
 }
 
 fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
@@ -581,6 +706,66 @@ mod tests {
             route.webhook.as_deref(),
             Some("https://ops.example.com/hook")
         );
+    }
+
+    #[test]
+    fn memory_budget() {
+        let policy = Policy::parse(&route_json("")).unwrap();
+        assert_eq!(policy.memory, BudgetSettings::default());
+        let with = |budget: &str| {
+            Policy::parse(&format!(
+                r#"{{"routes": [{{"pattern": "a.com/*", "action": "block", "lists": ["x"], "max_bytes": 2097152}}], "memory_budget": {budget}}}"#
+            ))
+        };
+        let policy = with(r#"{"bytes": 4194304, "wait_ms": 0}"#).unwrap();
+        assert_eq!(
+            policy.memory,
+            BudgetSettings {
+                bytes: 4 << 20,
+                wait_ms: 0
+            }
+        );
+        assert_eq!(
+            with(r#"{"bytes": 1000}"#),
+            Err(PolicyError::BudgetBytes(1000))
+        );
+        assert_eq!(
+            with(r#"{"bytes": 1048576}"#),
+            Err(PolicyError::BudgetBelowRoute {
+                budget: 1 << 20,
+                pattern: "a.com/*".into(),
+                max_bytes: 2 << 20
+            })
+        );
+        assert_eq!(
+            with(r#"{"wait_ms": 30001}"#),
+            Err(PolicyError::BudgetWait(30_001))
+        );
+        assert!(with(r#"{"byte": 1}"#).is_err());
+    }
+
+    #[test]
+    fn kv_refresh() {
+        assert_eq!(
+            Policy::parse(&route_json("")).unwrap().kv_refresh_seconds,
+            DEFAULT_KV_REFRESH_SECONDS
+        );
+        let with =
+            |n: u32| Policy::parse(&format!(r#"{{"routes": [], "kv_refresh_seconds": {n}}}"#));
+        assert_eq!(with(5).unwrap().kv_refresh_seconds, 5);
+        assert_eq!(with(0), Err(PolicyError::KvRefresh(0)));
+        assert_eq!(with(3601), Err(PolicyError::KvRefresh(3601)));
+    }
+
+    #[test]
+    fn the_safe_default_scans_everything_and_fails_closed() {
+        let policy = Policy::safe_default();
+        let route = &policy.routes()[0];
+        assert_eq!(route.pattern.as_str(), "*/*");
+        assert!(route.enabled && route.scan_responses && route.scan_uploads);
+        assert_eq!(route.action, Action::Block);
+        assert_eq!(route.fail, FailMode::Closed);
+        assert_eq!(route.lists, ListFilter::All);
     }
 
     #[test]

@@ -7,9 +7,15 @@
 //!   the refusal. The body gives a request id for appeals and nothing about
 //!   which list or entry matched.
 //! * 503 when an image could not be checked on a `fail: closed` route.
-//! * 500 when the configuration is invalid (the message says what to fix).
+//! * 500 when the worker cannot serve at all (an unusable `ORIGIN`, or a
+//!   fault of the runtime).
 //! * 502 when the origin could not be reached.
 //! * 508 when the worker receives its own request (see [`crate::origin`]).
+//!
+//! Every body here is public: it says what happened in general terms and
+//! gives a request id, never a configuration detail, a KV key, a parse
+//! error or a list. What an operator needs to fix goes to the log with the
+//! same request id (`console.error`/`console.warn`, seen in `wrangler tail`).
 
 #[cfg(target_arch = "wasm32")]
 pub use runtime::*;
@@ -95,24 +101,23 @@ mod runtime {
         build(503, "Service Unavailable", &body, &[("Retry-After", "60")])
     }
 
-    /// 500 for an unusable configuration.
-    pub fn config_error(message: &str) -> Result<Response, JsValue> {
+    /// 500 when the worker cannot serve; the reason is in the log.
+    pub fn internal_error(request_id: &str) -> Result<Response, JsValue> {
         build(
             500,
             "Internal Server Error",
-            &format!("500 hashgate is misconfigured: {message}\n"),
+            &format!("500 Internal Server Error. Request id {request_id}.\n"),
             &[],
         )
     }
 
-    /// 508 when the worker received its own request (no `ORIGIN` locally).
-    pub fn loop_detected() -> Result<Response, JsValue> {
+    /// 508 when the worker received its own request (no `ORIGIN` locally);
+    /// how to fix it is in the log.
+    pub fn loop_detected(request_id: &str) -> Result<Response, JsValue> {
         build(
             508,
             "Loop Detected",
-            "508 hashgate fetched from itself: ORIGIN is not set, so requests go to the host they name, \
-             which under wrangler dev is the worker. Set the origin, e.g. \
-             npx wrangler dev --var ORIGIN:http://127.0.0.1:8080\n",
+            &format!("508 Loop Detected. Request id {request_id}.\n"),
             &[],
         )
     }
