@@ -183,10 +183,10 @@ impl Metrics {
 
         let _ = writeln!(
             out,
-            "# HELP hashgate_index_records KV records in the loaded index.\n\
+            "# HELP hashgate_index_records Distinct hashes in the loaded index.\n\
              # TYPE hashgate_index_records gauge\n\
              hashgate_index_records {}\n\
-             # HELP hashgate_index_bytes Bytes of keys and values in the loaded index.\n\
+             # HELP hashgate_index_bytes Bytes the loaded index holds in memory (snapshot and tables).\n\
              # TYPE hashgate_index_bytes gauge\n\
              hashgate_index_bytes {}",
             index.index.len(),
