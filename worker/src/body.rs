@@ -42,6 +42,22 @@ pub async fn read(
     exact: bool,
     cap: usize,
 ) -> Result<BodyRead, ScanError> {
+    read_if(stream, inspect, declared, exact, cap, |prefix| {
+        sniff::sniff(prefix).is_some()
+    })
+    .await
+}
+
+/// [`read`], where a peek reads on when `worth_reading` says so of the
+/// first bytes (uploads also read on for text, which may embed an image).
+pub async fn read_if(
+    stream: Option<ReadableStream>,
+    inspect: Inspect,
+    declared: Option<u64>,
+    exact: bool,
+    cap: usize,
+    worth_reading: impl Fn(&[u8]) -> bool,
+) -> Result<BodyRead, ScanError> {
     let Some(stream) = stream else {
         return Ok(match inspect {
             Inspect::Read => BodyRead::Complete(Vec::new()),
@@ -66,7 +82,7 @@ pub async fn read(
                 break;
             }
         }
-        if sniff::sniff(&buffer).is_none() {
+        if !worth_reading(&buffer) {
             cancel(&reader);
             return Ok(BodyRead::NotImage);
         }

@@ -10,8 +10,10 @@ use hashgate::index::ResolveError;
 use hashgate::HashError;
 use thiserror::Error;
 
+use crate::encoding::ContentEncodingError;
 use crate::multipart::MultipartError;
 use crate::policy::PolicyError;
+use crate::upload::{UploadError, MAX_IMAGES};
 
 /// Why the worker's configuration is unusable (every request then answers
 /// 500 with this message, rather than silently not scanning).
@@ -50,6 +52,12 @@ pub enum ScanError {
     /// A multipart upload could not be parsed.
     #[error("upload could not be parsed: {0}")]
     Multipart(#[from] MultipartError),
+    /// A compressed upload could not be decoded.
+    #[error("upload body could not be decoded: {0}")]
+    Encoding(ContentEncodingError),
+    /// An upload holds more images than are checked.
+    #[error("upload holds more than {MAX_IMAGES} images")]
+    TooManyImages,
     /// Workers KV answered with an error.
     #[error("hash index unavailable: {0}")]
     IndexUnavailable(String),
@@ -68,6 +76,24 @@ pub enum ScanError {
     Body(String),
 }
 
+impl From<ContentEncodingError> for ScanError {
+    fn from(e: ContentEncodingError) -> Self {
+        match e {
+            ContentEncodingError::OverCap { cap } => ScanError::OverCap { cap },
+            other => ScanError::Encoding(other),
+        }
+    }
+}
+
+impl From<UploadError> for ScanError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Multipart(e) => ScanError::Multipart(e),
+            UploadError::TooManyImages => ScanError::TooManyImages,
+        }
+    }
+}
+
 impl ScanError {
     /// A short code for events and logs.
     pub fn reason(&self) -> &'static str {
@@ -81,6 +107,8 @@ impl ScanError {
             ) => "over-limits",
             ScanError::Hash(_) => "undecodable",
             ScanError::Multipart(_) => "bad-multipart",
+            ScanError::Encoding(_) => "bad-encoding",
+            ScanError::TooManyImages => "too-many-images",
             ScanError::IndexUnavailable(_) => "index-unavailable",
             ScanError::IndexTimeout { .. } => "index-timeout",
             ScanError::IndexCorrupt(_) => "index-corrupt",

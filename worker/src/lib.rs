@@ -21,6 +21,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod embedded;
+pub mod encoding;
 pub mod error;
 pub mod events;
 pub mod multipart;
