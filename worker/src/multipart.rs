@@ -16,7 +16,7 @@
 //!
 //! | dialect | delimiter | headers end | used for |
 //! |---|---|---|---|
-//! | [`Dialect::Strict`] | CRLF `--b`, padding, CRLF | `\r\n\r\n` | RFC 2046, browsers, multer |
+//! | [`Dialect::Strict`] | CRLF `--b`, padding, CRLF; the first `--b` anywhere | `\r\n\r\n` | RFC 2046, browsers, multer |
 //! | [`Dialect::Werkzeug`] | CRLF, LF or CR `--b`, padding, line end; the first anywhere | leftmost of `\r\n\r\n`, `\n\n`, `\r\r` | Flask/Werkzeug 3, exactly |
 //! | [`Dialect::Loose`] | every `--b`, whatever surrounds it | as Werkzeug | parsers that split on the boundary alone |
 //!
@@ -223,14 +223,11 @@ fn read_strict<'a>(body: &'a [u8], boundary: &str) -> Reading<'a> {
     let mut parts = Vec::new();
     let done = |parts, complete| Reading { parts, complete };
 
-    // The first delimiter may open the body or follow a preamble.
-    let mut pos = if body.starts_with(&dash_boundary) {
-        dash_boundary.len()
-    } else {
-        match find(body, &delimiter, 0) {
-            Some(at) => at + delimiter.len(),
-            None => return done(parts, Err(MultipartError::NoOpeningDelimiter)),
-        }
+    // The first delimiter is the first `--b`, wherever it is (multer
+    // takes it so; RFC 2046 wants it at the start of a line).
+    let mut pos = match find(body, &dash_boundary, 0) {
+        Some(at) => at + dash_boundary.len(),
+        None => return done(parts, Err(MultipartError::NoOpeningDelimiter)),
     };
     loop {
         // After a delimiter: `--` closes the body; otherwise optional
