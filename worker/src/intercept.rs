@@ -508,15 +508,17 @@ impl Scope {
                 }
             }
         }
-        if let Some((unchecked, field, filename)) = failure {
-            return self.fail_upload(request, unchecked, Some((field, filename, &bytes)));
-        }
+        // A body read only in part is reported as such, before what its
+        // parts' checks found.
         if let Some(error) = findings.unreadable {
             let unchecked = Unchecked {
                 error: error.into(),
                 sha256: None,
             };
             return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
+        }
+        if let Some((unchecked, field, filename)) = failure {
+            return self.fail_upload(request, unchecked, Some((field, filename, &bytes)));
         }
         Ok(Upload::Forward(origin::upstream_with_body(
             request, origin, &bytes,

@@ -576,21 +576,13 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&crate::embedded::percent_decode(value.as_bytes())).into_owned()
 }
 
-/// Position of `needle` in `haystack` at or after `from`.
+/// Position of `needle` in `haystack` at or after `from`, in linear time
+/// (a body of near-matches must not cost length x boundary).
 pub(crate) fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut i = from;
-    while i + needle.len() <= haystack.len() {
-        let offset = haystack[i..haystack.len() - needle.len() + 1]
-            .iter()
-            .position(|&b| b == first)?;
-        i += offset;
-        if haystack[i..].starts_with(needle) {
-            return Some(i);
-        }
-        i += 1;
+    if needle.is_empty() {
+        return None;
     }
-    None
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|i| from + i)
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 //! mode. More than [`MAX_IMAGES`] candidates is unreadable too.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use thiserror::Error;
 
@@ -191,6 +192,9 @@ pub fn find_images<'a>(content_type: Option<&str>, body: &'a [u8]) -> Findings<'
 #[derive(Default)]
 struct Collector<'a> {
     findings: Findings<'a>,
+    /// Parts already looked at (body position, length, headers): readings
+    /// that agree on a part do not decode or descend into it again.
+    seen: HashSet<(usize, usize, bool, Vec<(String, String)>)>,
 }
 
 impl<'a> Collector<'a> {
@@ -253,6 +257,15 @@ impl<'a> Collector<'a> {
     /// makes, so a declared raster image must be checked even if its bytes
     /// do not look like one.
     fn part(&mut self, part: Part<'a>, exact: bool, depth: usize) {
+        let key = (
+            part.body.as_ptr() as usize,
+            part.body.len(),
+            exact,
+            part.headers.clone(),
+        );
+        if !self.seen.insert(key) {
+            return;
+        }
         let declared_image = exact
             && part
                 .header_values("content-type")

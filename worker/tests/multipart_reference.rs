@@ -98,10 +98,23 @@ fn part() -> impl Strategy<Value = Vec<u8>> {
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
     (
-        prop_oneof![Just(&b""[..]), Just(&b"preamble\r\n"[..]), Just(&b"pre"[..])],
+        prop_oneof![
+            Just(&b""[..]),
+            Just(&b"preamble\r\n"[..]),
+            Just(&b"pre"[..])
+        ],
         proptest::collection::vec(part(), 0..4),
-        prop_oneof![Just(&b"--b--\r\n"[..]), Just(&b"--b--"[..]), Just(&b""[..]), Just(&b"--decoy--\r\n"[..]), Just(&b"--b  --"[..])],
-        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<bool>()), 0..3),
+        prop_oneof![
+            Just(&b"--b--\r\n"[..]),
+            Just(&b"--b--"[..]),
+            Just(&b""[..]),
+            Just(&b"--decoy--\r\n"[..]),
+            Just(&b"--b  --"[..])
+        ],
+        proptest::collection::vec(
+            (any::<prop::sample::Index>(), any::<u8>(), any::<bool>()),
+            0..3,
+        ),
     )
         .prop_map(|(preamble, parts, close, edits)| {
             let mut out = preamble.to_vec();
