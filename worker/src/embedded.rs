@@ -96,7 +96,7 @@ fn decode_base64(text: &[u8], start: usize, limit: usize) -> (Vec<u8>, usize) {
                 break;
             }
         }
-        if is_space(b) && sextets % 4 != 0 {
+        if is_space(b) && !sextets.is_multiple_of(4) {
             break;
         }
         if let Some(v) = sextet(b) {

@@ -189,12 +189,16 @@ pub fn find_images<'a>(content_type: Option<&str>, body: &'a [u8]) -> Findings<'
     found.findings
 }
 
+/// A part's identity across readings: where its body is, how long, whether
+/// the reading is exact, and its headers.
+type PartKey = (usize, usize, bool, Vec<(String, String)>);
+
 #[derive(Default)]
 struct Collector<'a> {
     findings: Findings<'a>,
     /// Parts already looked at (body position, length, headers): readings
     /// that agree on a part do not decode or descend into it again.
-    seen: HashSet<(usize, usize, bool, Vec<(String, String)>)>,
+    seen: HashSet<PartKey>,
 }
 
 impl<'a> Collector<'a> {
