@@ -224,3 +224,28 @@ describe("clean uploads of the same shapes reach the origin", () => {
     assert.equal(value.route, "*/open/*");
   });
 });
+
+describe("bodies on methods that usually have none", () => {
+  test("GET carrying a form: refused, or the origin never gets the image", async () => {
+    const { request } = await import("node:http");
+    const body = plainForm();
+    const send = (url) =>
+      new Promise((resolve, reject) => {
+        const req = request(url, { method: "GET", headers: { "content-type": form("real"), "content-length": body.length } }, (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    const direct = await send(new URL("/direct", werkzeug.url));
+    assert.ok(JSON.parse(direct.text).images.includes(LISTED), "sent directly, Werkzeug extracts the image from a GET body");
+    const { status, text } = await send(new URL("/closed/upload", worker.url));
+    if (status === 200) {
+      assert.ok(!JSON.parse(text).images.includes(LISTED), `the origin extracted the listed image through the worker: ${text}`);
+    } else {
+      assert.equal(status, 451, text);
+    }
+  });
+});
