@@ -22,8 +22,10 @@
 //!     with `Content-Transfer-Encoding: base64` or `quoted-printable` are
 //!     decoded; nested `multipart/*` parts are read the same way, up to
 //!     [`MAX_DEPTH`] deep;
-//!   - images embedded as text anywhere in the body ([`crate::embedded`]):
-//!     `data:` URIs and base64 strings in JSON, urlencoded forms, fields.
+//!   - images embedded as text ([`crate::embedded`]): `data:` URIs and
+//!     base64 strings in a text body (declared JSON, urlencoded, text, XML,
+//!     or starting as UTF-8 text) and in every text part of a form. Binary
+//!     bodies and parts are not searched for text (no copies of them).
 //!
 //! A form that no reading can complete (no boundary, no closing delimiter)
 //! is reported as unreadable *after* its candidates are found, so a listed
@@ -84,6 +86,17 @@ pub fn plan(
 /// may embed one, or be a form sent without its type).
 pub fn worth_reading(prefix: &[u8]) -> bool {
     sniffs_as_image(prefix) || is_text(prefix)
+}
+
+/// A type whose body is text an application may parse (JSON, forms,
+/// text, SVG and other XML).
+fn declared_text(content_type: Option<&str>) -> bool {
+    sniff::media_type(content_type).is_some_and(|t| {
+        t.starts_with("text/")
+            || t.ends_with("json")
+            || t.ends_with("xml")
+            || t == "application/x-www-form-urlencoded"
+    })
 }
 
 /// The first bytes are UTF-8 text without control characters other than
@@ -177,7 +190,8 @@ pub fn find_images<'a>(content_type: Option<&str>, body: &'a [u8]) -> Findings<'
             }
         }
     }
-    if !whole_is_image {
+    let multipart = content_type.is_some_and(multipart::is_multipart);
+    if !multipart && !whole_is_image && (declared_text(content_type) || is_text(body)) {
         for image in embedded::images_in_text(body) {
             found.push(None, None, Cow::Owned(image));
         }
@@ -301,6 +315,12 @@ impl<'a> Collector<'a> {
         for bytes in decoded {
             if sniffs_as_image(&bytes) || (declared_image && transfer_decoded) {
                 self.push(field(), filename(), Cow::Owned(bytes));
+            }
+        }
+        // Images as text in a text part (a base64 or data: field).
+        if !sniffs_as_image(part.body) && is_text(part.body) {
+            for image in embedded::images_in_text(part.body) {
+                self.push(field(), filename(), Cow::Owned(image));
             }
         }
         // Nested forms (`multipart/mixed` inside `multipart/form-data`).
