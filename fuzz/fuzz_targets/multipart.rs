@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!boundaries.is_empty() && boundaries.len() <= multipart::MAX_BOUNDARIES);
             let range = body.as_ptr_range();
             for boundary in &boundaries {
-                for dialect in [Dialect::Strict, Dialect::Werkzeug, Dialect::Loose] {
+                for dialect in [Dialect::Strict, Dialect::Multer, Dialect::Werkzeug, Dialect::Loose] {
                     let reading = multipart::read(body, boundary, dialect);
                     assert!(reading.parts.len() <= multipart::MAX_PARTS + 1);
                     for part in &reading.parts {

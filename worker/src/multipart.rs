@@ -11,17 +11,18 @@
 //! followed by a line end, where a part's headers end (`\r\n\r\n`, `\n\n`
 //! or `\r\r`), and whether a body without its closing delimiter still
 //! yields its parts. So the body is read under every candidate boundary
-//! ([`boundaries`]) in three dialects, and the union of their parts is what
+//! ([`boundaries`]) in four dialects, and the union of their parts is what
 //! the caller checks:
 //!
 //! | dialect | delimiter | headers end | used for |
 //! |---|---|---|---|
-//! | [`Dialect::Strict`] | CRLF `--b`, padding, CRLF; the first `--b` anywhere | `\r\n\r\n` | RFC 2046, browsers, multer |
+//! | [`Dialect::Strict`] | CRLF `--b`, padding, CRLF; the first `--b` anywhere | `\r\n\r\n`, or none if the part starts with one CRLF | RFC 2046, browsers |
+//! | [`Dialect::Multer`] | as strict | the first `\r\n\r\n` however far (headers up to the first empty line) | multer (axum) |
 //! | [`Dialect::Werkzeug`] | CRLF, LF or CR `--b`, padding, line end; the first anywhere | leftmost of `\r\n\r\n`, `\n\n`, `\r\r` | Flask/Werkzeug 3, exactly |
 //! | [`Dialect::Loose`] | every `--b`, whatever surrounds it | as Werkzeug | parsers that split on the boundary alone |
 //!
 //! A body is *read* when some boundary gives a complete reading (its closing
-//! delimiter found) in the strict or the Werkzeug dialect; otherwise
+//! delimiter found) in the strict, multer or Werkzeug dialect; otherwise
 //! [`read`] reports the error, after collecting the parts it could find, so
 //! the caller checks those and then applies the route's fail mode. Part
 //! headers are unfolded (a line starting with a space or tab continues the
@@ -67,6 +68,7 @@ pub enum MultipartError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Strict,
+    Multer,
     Werkzeug,
     Loose,
 }
@@ -204,7 +206,8 @@ pub struct Reading<'a> {
 /// Reads `body` under `boundary` in `dialect`.
 pub fn read<'a>(body: &'a [u8], boundary: &str, dialect: Dialect) -> Reading<'a> {
     match dialect {
-        Dialect::Strict => read_strict(body, boundary),
+        Dialect::Strict => read_strict(body, boundary, false),
+        Dialect::Multer => read_strict(body, boundary, true),
         Dialect::Werkzeug => read_werkzeug(body, boundary),
         Dialect::Loose => read_loose(body, boundary),
     }
@@ -213,11 +216,14 @@ pub fn read<'a>(body: &'a [u8], boundary: &str, dialect: Dialect) -> Reading<'a>
 /// Splits `body` into its parts, strictly (RFC 2046 framing with CRLF line
 /// ends): an error if the body is not exactly that.
 pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, MultipartError> {
-    let reading = read_strict(body, boundary);
+    let reading = read_strict(body, boundary, false);
     reading.complete.map(|()| reading.parts)
 }
 
-fn read_strict<'a>(body: &'a [u8], boundary: &str) -> Reading<'a> {
+/// RFC 2046 framing; `multer`: headers end at the first `\r\n\r\n` from
+/// the part's start, however far, and only their lines before the first
+/// empty one count (httparse stops there), so a part cannot be header-less.
+fn read_strict<'a>(body: &'a [u8], boundary: &str, multer: bool) -> Reading<'a> {
     let dash_boundary = [b"--".as_slice(), boundary.as_bytes()].concat();
     let delimiter = [b"\r\n".as_slice(), &dash_boundary].concat();
     let mut parts = Vec::new();
@@ -251,7 +257,22 @@ fn read_strict<'a>(body: &'a [u8], boundary: &str) -> Reading<'a> {
         let index = parts.len();
         // Headers end at a blank line (a part may have none: it then starts
         // with the blank line itself).
-        let (headers, body_start) = if body[pos..].starts_with(b"\r\n") {
+        let (headers, body_start) = if multer {
+            match find(body, b"\r\n\r\n", pos) {
+                Some(end) => {
+                    let block = &body[pos..end];
+                    let first_empty = find(block, b"\r\n\r\n", 0).map(|i| i + 2).unwrap_or(
+                        if block.starts_with(b"\r\n") {
+                            0
+                        } else {
+                            block.len()
+                        },
+                    );
+                    (&block[..first_empty.min(block.len())], end + 4)
+                }
+                None => return done(parts, Err(MultipartError::HeadersUnterminated(index))),
+            }
+        } else if body[pos..].starts_with(b"\r\n") {
             (&body[pos..pos], pos + 2)
         } else {
             let window_end = body.len().min(pos + MAX_HEADER_BYTES + 4);
@@ -618,7 +639,12 @@ mod tests {
             ),
         ]);
         let b = &boundaries(CT).unwrap()[0];
-        for dialect in [Dialect::Strict, Dialect::Werkzeug, Dialect::Loose] {
+        for dialect in [
+            Dialect::Strict,
+            Dialect::Multer,
+            Dialect::Werkzeug,
+            Dialect::Loose,
+        ] {
             let reading = read(&data, b, dialect);
             assert_eq!(reading.complete, Ok(()), "{dialect:?}");
             let parts = reading.parts;
@@ -718,7 +744,7 @@ mod tests {
         let data = body(&[("Content-Disposition: form-data; name=\"f\"", b"0123456789")]);
         // Cut before the closing delimiter: the part so far is still there.
         let cut = &data[..data.len() - 12];
-        for dialect in [Dialect::Strict, Dialect::Werkzeug] {
+        for dialect in [Dialect::Strict, Dialect::Multer, Dialect::Werkzeug] {
             let reading = read(cut, "XyZ", dialect);
             assert_eq!(reading.complete, Err(MultipartError::Unterminated(0)));
             assert_eq!(bodies(&reading.parts), [&b"012345678"[..]]);
@@ -762,6 +788,22 @@ mod tests {
         let werkzeug = read(cr, "XyZ", Dialect::Werkzeug);
         assert_eq!(werkzeug.complete, Ok(()));
         assert_eq!(bodies(&werkzeug.parts), [&b"\xff\xd8\xffjpeg"[..]]);
+    }
+
+    #[test]
+    fn multer_reads_headers_to_the_first_blank_line_however_far() {
+        // A header-less part for RFC 2046; for multer, headers up to the
+        // next CRLF CRLF (httparse stops at the empty first line).
+        let junk = "j".repeat(MAX_HEADER_BYTES * 2);
+        let data = format!("--b\r\n\r\n{junk}\r\n\r\nPNG\r\n--b--");
+        assert_eq!(
+            bodies(&parse(data.as_bytes(), "b").unwrap()),
+            [format!("{junk}\r\n\r\nPNG").as_bytes()]
+        );
+        let multer = read(data.as_bytes(), "b", Dialect::Multer);
+        assert_eq!(multer.complete, Ok(()));
+        assert_eq!(bodies(&multer.parts), [&b"PNG"[..]]);
+        assert!(multer.parts[0].headers.is_empty());
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! * [`find_images`]: the candidates to check, deduplicated:
 //!   - the body itself, when it is an image by its bytes or declared type;
 //!   - for `multipart/*`, every part of every reading in [`crate::multipart`]
-//!     (each boundary candidate, three dialects) whose bytes are an image, or
-//!     that declares a raster image type in the strict or Werkzeug reading
+//!     (each boundary candidate, four dialects) whose bytes are an image, or
+//!     that declares a raster image type in an exact (not loose) reading
 //!     (such a part that does not decode is a failure, not a pass); parts
 //!     with `Content-Transfer-Encoding: base64` or `quoted-printable` are
 //!     decoded; nested `multipart/*` parts are read the same way, up to
@@ -248,7 +248,12 @@ impl<'a> Collector<'a> {
         let mut complete = false;
         let mut first_error = None;
         for boundary in boundaries {
-            for dialect in [Dialect::Strict, Dialect::Werkzeug, Dialect::Loose] {
+            for dialect in [
+                Dialect::Strict,
+                Dialect::Multer,
+                Dialect::Werkzeug,
+                Dialect::Loose,
+            ] {
                 let reading = multipart::read(body, boundary, dialect);
                 let exact = dialect != Dialect::Loose;
                 if exact {

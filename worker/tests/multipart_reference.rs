@@ -148,6 +148,28 @@ proptest! {
     }
 }
 
+/// Inputs the fuzz target found, replayed (input: `Content-Type`, NUL, body).
+#[test]
+fn fuzz_regressions_hold() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/regressions/multipart_reference");
+    let entries = std::fs::read_dir(&dir).expect("fixtures/regressions/multipart_reference");
+    let mut replayed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let data = std::fs::read(entry.path()).expect("readable");
+        let at = data
+            .iter()
+            .position(|&b| b == 0)
+            .expect("a NUL after the Content-Type");
+        let content_type = String::from_utf8_lossy(&data[..at]);
+        if let Err(problem) = check(&content_type, &data[at + 1..]) {
+            panic!("{}: {problem}", entry.path().display());
+        }
+        replayed += 1;
+    }
+    assert!(replayed > 0);
+}
+
 #[test]
 fn the_reference_extracts_files_from_a_plain_form() {
     let body = [
