@@ -104,15 +104,16 @@ fi
 if [ "${SKIP_PYTHON:-0}" = 1 ]; then
   say "skip: Python packages (SKIP_PYTHON=1)"
 elif ! command -v "$PYTHON" >/dev/null; then
-  say "WARNING: $PYTHON not found; skipping the Python packages (pdqhash, pillow, numpy)"
+  say "WARNING: $PYTHON not found; skipping the Python packages (pdqhash, pillow, numpy, werkzeug, brotli)"
 else
   missing=()
-  for spec in pdqhash:pdqhash pillow:PIL numpy:numpy; do
+  # werkzeug, brotli: the Flask-style origin of tests/forms.test.mjs
+  for spec in pdqhash:pdqhash pillow:PIL numpy:numpy werkzeug:werkzeug brotli:brotli; do
     pkg="${spec%%:*}"; mod="${spec##*:}"
     "$PYTHON" -c "import $mod" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "ok: Python packages pdqhash, pillow, numpy ($("$PYTHON" --version 2>&1))"
+    say "ok: Python packages pdqhash, pillow, numpy, werkzeug, brotli ($("$PYTHON" --version 2>&1))"
   else
     say "pip install ${missing[*]}"
     "$PYTHON" -m pip install --disable-pip-version-check "${missing[@]}" \

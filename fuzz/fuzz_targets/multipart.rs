@@ -1,16 +1,17 @@
-//! Multipart upload parsing: the `Content-Type` of a `PUT`/`POST`, then the
-//! form body, down to the image parts the worker hashes.
+//! Upload reading: the `Content-Type` of a request, then its body, down to
+//! the images the worker hashes (multipart readings, transfer encodings,
+//! nested forms, images embedded as text).
 //!
 //! Uploads come straight from clients, the least trusted input the worker
-//! sees. A body the reader refuses makes the route's fail mode apply; one it
-//! accepts must hand out every part as a slice of the body.
+//! sees. Whatever the body, reading it must not panic, every reading's
+//! parts must be slices of the body, and the candidates are bounded.
 //!
 //! Input: the `Content-Type` value, a NUL byte, then the body.
 
 #![no_main]
 
-use hashgate_worker::multipart;
-use hashgate_worker::upload::{images_in_form, plan, UploadPlan};
+use hashgate_worker::multipart::{self, Dialect};
+use hashgate_worker::upload::{find_images, plan, UploadPlan, MAX_IMAGES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,17 +20,24 @@ fuzz_target!(|data: &[u8]| {
         None => (&b"multipart/form-data; boundary=b"[..], data),
     };
     let content_type = String::from_utf8_lossy(content_type);
-    let _ = multipart::is_multipart(&content_type);
-    let UploadPlan::Multipart { boundary } = plan("POST", Some(&content_type)) else { return };
-    assert!(!boundary.is_empty() && boundary.len() <= 70);
+    assert!(matches!(plan(true, Some(&content_type), None), UploadPlan::Read(_)));
 
-    let Ok(parts) = multipart::parse(body, &boundary) else { return };
-    assert!(parts.len() <= multipart::MAX_PARTS);
-    let range = body.as_ptr_range();
-    for part in &parts {
-        let slice = part.body.as_ptr_range();
-        assert!(range.start <= slice.start && slice.end <= range.end, "a part is a slice of the body");
+    if multipart::is_multipart(&content_type) {
+        if let Ok(boundaries) = multipart::boundaries(&content_type) {
+            assert!(!boundaries.is_empty() && boundaries.len() <= multipart::MAX_BOUNDARIES);
+            let range = body.as_ptr_range();
+            for boundary in &boundaries {
+                for dialect in [Dialect::Strict, Dialect::Multer, Dialect::Werkzeug, Dialect::Loose] {
+                    let reading = multipart::read(body, boundary, dialect);
+                    assert!(reading.parts.len() <= multipart::MAX_PARTS + 1);
+                    for part in &reading.parts {
+                        let slice = part.body.as_ptr_range();
+                        assert!(range.start <= slice.start && slice.end <= range.end, "a part is a slice of the body");
+                    }
+                }
+            }
+        }
     }
-    let images = images_in_form(body, &boundary).expect("parsed once, parses again");
-    assert!(images.len() <= parts.len());
+    let findings = find_images(Some(&content_type), body);
+    assert!(findings.images.len() <= MAX_IMAGES);
 });

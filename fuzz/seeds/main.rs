@@ -211,6 +211,22 @@ fn multipart_seeds(out: &Path) {
     write(&dir, "form.bin", &seed);
     write(&dir, "empty-form.bin", b"multipart/form-data; boundary=b\0--b--\r\n");
     write(&dir, "no-headers.bin", b"multipart/mixed; boundary=b\0--b\r\n\r\nbody\r\n--b--");
+    // Bodies origins read differently: two boundaries, bare LF inside a
+    // text part, a nested form, a transfer encoding, JSON with a data: URI.
+    let ambiguous: [&[u8]; 5] = [
+        b"multipart/form-data; boundary=decoy; boundary=b\0--decoy\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"\r\n\r\n\xff\xd8\xff\xe0\r\n--b--\r\n\r\n--decoy--",
+        b"multipart/form-data; boundary=b\0--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nhi\n--b\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"\n\n\xff\xd8\xff\xe0\r\n--b--",
+        b"multipart/form-data; boundary=o\0--o\r\nContent-Disposition: form-data; name=\"f\"\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0\r\n--i--\r\n--o--",
+        b"multipart/form-data; boundary=b\0--b\r\nContent-Disposition: form-data; name=\"f\"\r\nContent-Transfer-Encoding: base64\r\n\r\n/9j/4AAQSkZJRgABAQAAAQABAAD/2wBD\r\n--b--",
+        b"application/json\0{\"p\":\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ\"}",
+    ];
+    for (i, seed) in ambiguous.iter().enumerate() {
+        write(&dir, &format!("ambiguous-{i}.bin"), seed);
+    }
+    let reference = target_dir(out, "multipart_reference");
+    for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let _ = fs::copy(entry.path(), reference.join(entry.file_name()));
+    }
 }
 
 fn main() {

@@ -54,9 +54,16 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Fuzz targets whose inputs this test replays (the worker's targets
-/// replay in the worker crate's own tests).
-const TARGETS: &[&str] = &["hash_image", "hash_variants", "hash_list", "index_record"];
+/// Fuzz targets whose inputs are replayed: here, or (the worker's targets,
+/// listed after the hasher's) in the worker crate's own tests.
+const TARGETS: &[&str] = &[
+    "hash_image",
+    "hash_variants",
+    "hash_list",
+    "index_record",
+    // worker/tests/multipart_reference.rs
+    "multipart_reference",
+];
 
 #[test]
 fn every_regression_directory_is_replayed() {

@@ -54,6 +54,15 @@ pub struct ReadPlan<'a> {
     pub cap: usize,
     /// Codings the bytes still carry ([`encoding::remaining`]).
     pub codings: &'a [Coding],
+    /// For a peek: whether the first (decoded) bytes are worth reading on
+    /// ([`is_image`] for responses; uploads also read on for text, which may
+    /// embed an image).
+    pub worth_reading: fn(&[u8]) -> bool,
+}
+
+/// Whether the first bytes are an image: what a response peek reads on for.
+pub fn is_image(prefix: &[u8]) -> bool {
+    sniff::sniff(prefix).is_some()
 }
 
 /// Reads `stream` for scanning; every byte kept is held in `reservation`,
@@ -69,6 +78,7 @@ pub async fn read(
         exact,
         cap,
         codings,
+        worth_reading,
     } = plan;
     let Some(stream) = stream else {
         return Ok(match inspect {
@@ -114,7 +124,7 @@ pub async fn read(
         } else {
             encoding::decode_prefix(&buffer, codings, SNIFF_BYTES)
         };
-        if sniff::sniff(&prefix).is_none() {
+        if !worth_reading(&prefix) {
             cancel(&reader);
             return Ok(BodyRead::NotImage);
         }

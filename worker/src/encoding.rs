@@ -41,18 +41,12 @@ pub enum DecodeError {
     OverCap { cap: usize },
 }
 
-/// The codings a body read from the runtime still carries, in the order
-/// they were applied (decode from the last). `header` is the response's
-/// `Content-Encoding`.
-pub fn remaining(header: Option<&str>) -> Result<Vec<Coding>, DecodeError> {
-    let Some(value) = header else {
-        return Ok(Vec::new());
-    };
-    if runtime_decodes(value) {
-        return Ok(Vec::new());
-    }
+/// The codings a `Content-Encoding` value names, in the order they were
+/// applied (decode from the last). A request body arrives with all of them:
+/// the runtime decodes none.
+pub fn applied(header: Option<&str>) -> Result<Vec<Coding>, DecodeError> {
     let mut codings = Vec::new();
-    for token in value.split(',') {
+    for token in header.unwrap_or("").split(',') {
         let token = token.trim().to_ascii_lowercase();
         match token.as_str() {
             "" | "identity" => {}
@@ -64,6 +58,24 @@ pub fn remaining(header: Option<&str>) -> Result<Vec<Coding>, DecodeError> {
         }
     }
     Ok(codings)
+}
+
+/// Whether a `Content-Encoding` value leaves the bytes as they are.
+pub fn is_identity(header: Option<&str>) -> bool {
+    header
+        .unwrap_or("")
+        .split(',')
+        .all(|c| c.trim().is_empty() || c.trim().eq_ignore_ascii_case("identity"))
+}
+
+/// The codings a response body read from the runtime still carries, in
+/// the order they were applied (decode from the last). `header` is the
+/// response's `Content-Encoding`.
+pub fn remaining(header: Option<&str>) -> Result<Vec<Coding>, DecodeError> {
+    match header {
+        Some(value) if runtime_decodes(value) => Ok(Vec::new()),
+        other => applied(other),
+    }
 }
 
 /// Whether the runtime's `fetch` decodes a body with this

@@ -14,6 +14,7 @@ use crate::budget::BudgetError;
 use crate::encoding::DecodeError;
 use crate::multipart::MultipartError;
 use crate::policy::PolicyError;
+use crate::upload::{UploadError, MAX_IMAGES};
 
 /// Why the worker's configuration is unusable. Logged, never shown: a bad
 /// policy is replaced by the last good one or the safe default
@@ -54,6 +55,9 @@ pub enum ScanError {
     /// A multipart upload could not be parsed.
     #[error("upload could not be parsed: {0}")]
     Multipart(#[from] MultipartError),
+    /// An upload holds more images than are checked.
+    #[error("upload holds more than {MAX_IMAGES} images")]
+    TooManyImages,
     /// Workers KV answered with an error.
     #[error("hash index unavailable: {0}")]
     IndexUnavailable(String),
@@ -87,12 +91,22 @@ pub enum ScanError {
     /// Reading the body from the client or the origin failed.
     #[error("reading the body failed: {0}")]
     Body(String),
-    /// The body's `Content-Encoding` is unknown or does not decode.
+    /// The body's `Content-Encoding` (a response's, or an upload's) is
+    /// unknown or does not decode.
     #[error("body could not be decoded: {0}")]
     Encoding(#[from] DecodeError),
     /// The isolate's memory budget had no room for the body.
     #[error("{0}")]
     Budget(#[from] BudgetError),
+}
+
+impl From<UploadError> for ScanError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Multipart(e) => ScanError::Multipart(e),
+            UploadError::TooManyImages => ScanError::TooManyImages,
+        }
+    }
 }
 
 impl ScanError {
@@ -108,6 +122,7 @@ impl ScanError {
             ) => "over-limits",
             ScanError::Hash(_) => "undecodable",
             ScanError::Multipart(_) => "bad-multipart",
+            ScanError::TooManyImages => "too-many-images",
             ScanError::IndexUnavailable(_) => "index-unavailable",
             ScanError::IndexTimeout { .. } => "index-timeout",
             ScanError::IndexCorrupt(_) | ScanError::IndexGeneration(_) => "index-corrupt",

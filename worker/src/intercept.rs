@@ -5,8 +5,9 @@
 //!              every ambiguous reading; see crate::canonical), most specific pattern per
 //!              reading, most protective across readings; none or disabled: pass through
 //! exempt       HEAD and websocket upgrades: pass through
-//! upload       PUT/POST on a route scanning uploads: read (raw or multipart) -> check each image
-//!              -> 451 before the origin sees it, or forward the same bytes
+//! upload       any request with a body on a route scanning uploads: read, decode, find every image
+//!              an origin could extract (upload.rs) -> 451 before the origin sees it, fail mode for
+//!              what cannot be read, or forward the same bytes
 //! origin       fetch upstream (redirects not followed)
 //! inspect      should this response be looked at? (status, Content-Type)
 //! whole        a 206: fetch the whole object, check it, answer the range from the checked
@@ -369,6 +370,7 @@ impl Scope {
                 exact: length_is_exact(&headers),
                 cap: self.route.max_bytes,
                 codings: &codings,
+                worth_reading: body::is_image,
             },
             &mut held,
         )
@@ -459,6 +461,7 @@ impl Scope {
                 exact: length_is_exact(&headers),
                 cap: self.route.max_bytes,
                 codings: &codings,
+                worth_reading: body::is_image,
             },
             &mut held,
         )
@@ -565,31 +568,21 @@ impl Scope {
         }
     }
 
-    /// Phase: upload. Reads the body of a `PUT`/`POST` (from a clone) and
-    /// checks every image in it before anything reaches the origin.
+    /// Phase: upload. Reads the body of any request that has one (from a
+    /// clone), decodes it, and checks every image an origin could extract
+    /// from it ([`upload`]) before anything reaches the origin.
     async fn check_upload(&self, request: &Request) -> Result<Upload, JsValue> {
         let origin = self.config.origin.as_deref();
         let headers = request.headers();
+        let content_type = header(&headers, "content-type");
+        let content_encoding = header(&headers, "content-encoding");
         let plan = upload::plan(
-            &request.method(),
-            header(&headers, "content-type").as_deref(),
+            request.body().is_some(),
+            content_type.as_deref(),
+            content_encoding.as_deref(),
         );
-        let (inspect, boundary) = match plan {
-            UploadPlan::Skip(_) | UploadPlan::Raw(Inspect::Skip(_)) => {
-                return Ok(Upload::Forward(origin::upstream(request, origin)?));
-            }
-            UploadPlan::BadMultipart(e) => {
-                return self.fail_upload(
-                    request,
-                    Unchecked {
-                        error: e.into(),
-                        sha256: None,
-                    },
-                    None,
-                );
-            }
-            UploadPlan::Raw(inspect) => (inspect, None),
-            UploadPlan::Multipart { boundary } => (Inspect::Read, Some(boundary)),
+        let UploadPlan::Read(inspect) = plan else {
+            return Ok(Upload::Forward(origin::upstream(request, origin)?));
         };
 
         let probe = request.clone()?;
@@ -602,6 +595,7 @@ impl Scope {
                 exact: length_is_exact(&headers),
                 cap: self.route.max_bytes,
                 codings: &[],
+                worth_reading: upload::worth_reading,
             },
             &mut held,
         )
@@ -623,26 +617,29 @@ impl Scope {
             }
         };
 
-        // The images in the body: the body itself, or a form's image parts.
-        let images: Vec<(Option<String>, Option<String>, &[u8])> = match &boundary {
-            None => vec![(None, None, bytes.as_slice())],
-            Some(boundary) => match upload::images_in_form(&bytes, boundary) {
-                Ok(found) => found
-                    .into_iter()
-                    .map(|i| (i.field, i.filename, i.bytes))
-                    .collect(),
-                Err(e) => {
-                    return self.fail_upload(
-                        request,
-                        Unchecked {
-                            error: e.into(),
-                            sha256: None,
-                        },
-                        None,
-                    )
-                }
-            },
+        // The body as the origin would read it, and every image in it.
+        let decoded = match encoding::applied(content_encoding.as_deref()).and_then(|codings| {
+            if codings.is_empty() {
+                Ok(std::borrow::Cow::Borrowed(bytes.as_slice()))
+            } else {
+                encoding::decode(bytes.clone(), &codings, self.route.max_bytes)
+                    .map(std::borrow::Cow::Owned)
+            }
+        }) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let unchecked = Unchecked {
+                    error: e.into(),
+                    sha256: None,
+                };
+                return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
+            }
         };
+        let findings = upload::find_images(content_type.as_deref(), &decoded);
+        let images = findings
+            .images
+            .iter()
+            .map(|i| (i.field.clone(), i.filename.clone(), &*i.bytes));
 
         let mut failure: Option<(Unchecked, Option<String>, Option<String>)> = None;
         for (field, filename, image) in images {
@@ -681,6 +678,15 @@ impl Scope {
                     }
                 }
             }
+        }
+        // A body read only in part is reported as such, before what its
+        // parts' checks found.
+        if let Some(error) = findings.unreadable {
+            let unchecked = Unchecked {
+                error: error.into(),
+                sha256: None,
+            };
+            return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
         }
         if let Some((unchecked, field, filename)) = failure {
             return self.fail_upload(request, unchecked, Some((field, filename, &bytes)));

@@ -24,6 +24,7 @@
 
 pub mod budget;
 pub mod canonical;
+pub mod embedded;
 pub mod encoding;
 pub mod error;
 pub mod events;

@@ -57,11 +57,13 @@
 //! * `lists` (required): the hash lists the route subscribes to, or `["*"]`
 //!   for every list in the index;
 //! * `scan` (default `["responses"]`): `responses` (images served) and/or
-//!   `uploads` (images in `PUT`/`POST` bodies);
+//!   `uploads` (images in request bodies of any method, decoded and read
+//!   as every origin might, see [`crate::upload`]);
 //! * `fail` (default `open`): when an image cannot be checked, `open`
 //!   passes it and reports it unscanned, `closed` answers 503;
 //! * `max_bytes` (default 16 MiB, at most 25 MiB): the largest body read for
-//!   scanning; a larger one is a failure (see `fail`);
+//!   scanning, and the largest an upload may decode to; a larger one is a
+//!   failure (see `fail`);
 //! * `kv_timeout_ms` (default 1000, 1..=30000): how long the index look-up
 //!   may take; KV that errors or does not answer in time is a failure (see
 //!   `fail`), never a clean verdict. A healthy KV read answers in tens of
