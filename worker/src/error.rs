@@ -74,6 +74,8 @@ impl ScanError {
         match self {
             ScanError::OverCap { .. } => "over-cap",
             ScanError::Hash(HashError::UnsupportedFormat) => "unsupported-format",
+            ScanError::Hash(HashError::UndecodableFormat(_)) => "undecodable-format",
+            ScanError::Hash(HashError::NoRaster) => "no-raster",
             ScanError::Hash(
                 HashError::DimensionsTooLarge { .. }
                 | HashError::InputTooLarge { .. }
@@ -122,5 +124,9 @@ mod tests {
             "index-unavailable"
         );
         assert_eq!(ScanError::IndexTimeout { ms: 5 }.reason(), "index-timeout");
+        assert_eq!(
+            ScanError::Hash(HashError::UndecodableFormat(hashgate::ImageFormat::Avif)).reason(),
+            "undecodable-format"
+        );
     }
 }

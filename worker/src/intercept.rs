@@ -9,11 +9,14 @@
 //! inspect      should this response be looked at? (status, Content-Type, whole-range 206)
 //! cache        URL + ETag seen before? decide without reading
 //! read         read a clone of the body under the route's cap (a peek for non-image types)
-//! hash         PDQ + 8 dihedral variants + MD5/SHA-1/SHA-256, in wasm (verdict cache by SHA-256 first)
+//! hash         PDQ + 8 dihedral variants + views (alpha, frames, SVG images) + MD5/SHA-1/SHA-256,
+//!              in wasm (verdict cache by SHA-256 first)
 //! look up      KV bulk reads of the keys the index plans, resolved to matches
 //! verdict      clean or match
 //! respond      clean: the origin's response object itself; block: 451; flag: original + event;
-//!              failure: fail open (original + "unscanned" event) or closed (503 + event)
+//!              failure: fail open (original + "unscanned" event) or closed (503 + event);
+//!              an undecodable format (AVIF, HEIF, JPEG XL) as the route's `undecodable`
+//!              says; an SVG with no raster image in it: original, no event
 //! ```
 //!
 //! Passing responses are the origin's own `Response` objects: the scan reads
@@ -36,12 +39,12 @@ use crate::lookup::lookup;
 use crate::origin;
 use crate::outbox;
 use crate::pattern::host_and_path;
-use crate::policy::{Action, FailMode, Route};
+use crate::policy::{Action, Route};
 use crate::respond;
 use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, wasm_memory_bytes};
 use crate::sniff::{self, Inspect};
 use crate::upload::{self, UploadPlan};
-use crate::verdict::{self, ImageSummary, Verdict};
+use crate::verdict::{self, Fallback, ImageSummary, Verdict};
 use crate::verdict_cache::{CacheKey, Cached};
 
 /// Handles one request.
@@ -375,9 +378,11 @@ impl Scope {
 
     /// The fail mode, for a response that could not be checked.
     fn fail_response(&self, response: Response, unchecked: Unchecked) -> Result<Response, JsValue> {
-        let taken = match self.route.fail {
-            FailMode::Open => ActionTaken::Passed,
-            FailMode::Closed => ActionTaken::Refused,
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Nothing => return self.debug(response, unchecked.error.reason(), None),
+            Fallback::Pass => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
         };
         log_warn(&format!(
             "hashgate: not checked ({}), fail {:?}: {} [{}]",
@@ -395,9 +400,11 @@ impl Scope {
             &unchecked.error,
             unchecked.sha256,
         ));
-        match self.route.fail {
-            FailMode::Open => self.debug(response, unchecked.error.reason(), None),
-            FailMode::Closed => {
+        match fallback {
+            Fallback::Nothing | Fallback::Pass => {
+                self.debug(response, unchecked.error.reason(), None)
+            }
+            Fallback::Refuse => {
                 if let Some(body) = response.body() {
                     let _ = body.cancel();
                 }
@@ -512,7 +519,9 @@ impl Scope {
                 }
                 Ok(_) => {}
                 Err(unchecked) => {
-                    if failure.is_none() {
+                    let nothing =
+                        verdict::fallback(&self.route, &unchecked.error) == Fallback::Nothing;
+                    if failure.is_none() && !nothing {
                         failure = Some((unchecked, field, filename));
                     }
                 }
@@ -534,9 +543,10 @@ impl Scope {
         unchecked: Unchecked,
         read: Option<(Option<String>, Option<String>, &[u8])>,
     ) -> Result<Upload, JsValue> {
-        let taken = match self.route.fail {
-            FailMode::Open => ActionTaken::Passed,
-            FailMode::Closed => ActionTaken::Refused,
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Pass | Fallback::Nothing => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
         };
         log_warn(&format!(
             "hashgate: upload not checked ({}), fail {:?}: {} [{}]",
@@ -549,23 +559,25 @@ impl Scope {
             Some((field, filename, body)) => (field, filename, Some(body)),
             None => (None, None, None),
         };
-        let cx = self.event_context(Direction::Upload, field, filename);
-        self.emit(Event::unscanned(
-            uuid(),
-            now_ms(),
-            &cx,
-            taken,
-            &unchecked.error,
-            unchecked.sha256,
-        ));
-        match (self.route.fail, body) {
-            (FailMode::Closed, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
-            (FailMode::Open, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
+        if fallback != Fallback::Nothing {
+            let cx = self.event_context(Direction::Upload, field, filename);
+            self.emit(Event::unscanned(
+                uuid(),
+                now_ms(),
+                &cx,
+                taken,
+                &unchecked.error,
+                unchecked.sha256,
+            ));
+        }
+        match (fallback, body) {
+            (Fallback::Refuse, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
+            (_, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
                 request,
                 self.config.origin.as_deref(),
                 body,
             )?)),
-            (FailMode::Open, None) => Ok(Upload::Forward(origin::upstream(
+            (_, None) => Ok(Upload::Forward(origin::upstream(
                 request,
                 self.config.origin.as_deref(),
             )?)),

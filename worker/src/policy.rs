@@ -35,6 +35,12 @@
 //!   `uploads` (images in `PUT`/`POST` bodies);
 //! * `fail` (default `open`): when an image cannot be checked, `open`
 //!   passes it and reports it unscanned, `closed` answers 503;
+//! * `undecodable` (default `fail`): an image in a format hashgate
+//!   recognises but cannot decode (AVIF, HEIF, JPEG XL): `fail` treats it
+//!   as any image that could not be checked (the `fail` mode applies);
+//!   `pass` passes it and reports it unscanned even on a `closed` route
+//!   (for sites that serve such images and accept that they are not
+//!   checked);
 //! * `max_bytes` (default 16 MiB, at most 25 MiB): the largest body read for
 //!   scanning; a larger one is a failure (see `fail`);
 //! * `kv_timeout_ms` (default 1000, 1..=30000): how long the index look-up
@@ -85,6 +91,16 @@ pub enum FailMode {
     Closed,
 }
 
+/// What to do with an image in a format that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undecodable {
+    /// Pass it and report it unscanned.
+    Pass,
+    /// The route's fail mode applies.
+    Fail,
+}
+
 /// Which query hashes an image gets besides its own PDQ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +131,8 @@ pub struct Route {
     pub scan_responses: bool,
     pub scan_uploads: bool,
     pub fail: FailMode,
+    /// What to do with an image that cannot be decoded.
+    pub undecodable: Undecodable,
     pub max_bytes: usize,
     /// How long the index look-up may take, in milliseconds.
     pub kv_timeout_ms: u32,
@@ -251,6 +269,8 @@ struct RouteDoc {
     scan: Vec<ScanTarget>,
     #[serde(default = "default_fail")]
     fail: FailMode,
+    #[serde(default = "default_undecodable")]
+    undecodable: Undecodable,
     #[serde(default = "default_max_bytes")]
     max_bytes: usize,
     #[serde(default = "default_kv_timeout")]
@@ -283,6 +303,10 @@ fn default_scan() -> Vec<ScanTarget> {
 
 fn default_fail() -> FailMode {
     FailMode::Open
+}
+
+fn default_undecodable() -> Undecodable {
+    Undecodable::Fail
 }
 
 fn default_max_bytes() -> usize {
@@ -411,6 +435,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         scan_responses: raw.scan.contains(&ScanTarget::Responses),
         scan_uploads: raw.scan.contains(&ScanTarget::Uploads),
         fail: raw.fail,
+        undecodable: raw.undecodable,
         max_bytes: raw.max_bytes,
         kv_timeout_ms: raw.kv_timeout_ms,
         webhook,
@@ -498,6 +523,7 @@ mod tests {
         assert_eq!(route.pdq_threshold, 31);
         assert!(route.scan_responses && !route.scan_uploads);
         assert_eq!(route.fail, FailMode::Open);
+        assert_eq!(route.undecodable, Undecodable::Fail);
         assert_eq!(route.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(route.kv_timeout_ms, DEFAULT_KV_TIMEOUT_MS);
         assert_eq!(route.webhook, None);
@@ -510,7 +536,7 @@ mod tests {
     fn full_route() {
         let policy = Policy::parse(&route_json(
             r#", "enabled": false, "pdq_threshold": 10, "variants": "all", "scan": ["uploads", "responses"], "fail": "closed",
-               "max_bytes": 1000, "kv_timeout_ms": 250, "notify": {"webhook": "https://ops.example.com/hook"}"#,
+               "undecodable": "pass", "max_bytes": 1000, "kv_timeout_ms": 250, "notify": {"webhook": "https://ops.example.com/hook"}"#,
         ))
         .unwrap();
         let route = &policy.routes()[0];
@@ -520,6 +546,7 @@ mod tests {
         assert_eq!(route.verdict_key(), "t10:a:demo");
         assert!(route.scan_responses && route.scan_uploads);
         assert_eq!(route.fail, FailMode::Closed);
+        assert_eq!(route.undecodable, Undecodable::Pass);
         assert_eq!(route.max_bytes, 1000);
         assert_eq!(route.kv_timeout_ms, 250);
         assert_eq!(
@@ -557,6 +584,10 @@ mod tests {
         ));
         assert!(matches!(
             Policy::parse(&route_json(r#", "fail": "maybe""#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "undecodable": "skip""#)),
             Err(PolicyError::Json(_))
         ));
         assert!(matches!(
