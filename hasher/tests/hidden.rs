@@ -9,6 +9,10 @@
 //! tests use the same files). Each test asserts that the image's own
 //! (reference) hash is far from the listed one, so it would pass unmatched
 //! without the views, and that a view is near it, named as it should be.
+//! Native only (it reads generated files); the worker's end-to-end test
+//! `tests/hidden.test.mjs` runs the same images through the wasm build.
+
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
 use std::process::Command;
