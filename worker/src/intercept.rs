@@ -385,9 +385,9 @@ impl Scope {
             Fallback::Refuse => ActionTaken::Refused,
         };
         log_warn(&format!(
-            "hashgate: not checked ({}), fail {:?}: {} [{}]",
+            "hashgate: not checked ({}), {:?}: {} [{}]",
             unchecked.error.reason(),
-            self.route.fail,
+            fallback,
             self.url,
             unchecked.error
         ));
@@ -549,9 +549,9 @@ impl Scope {
             Fallback::Refuse => ActionTaken::Refused,
         };
         log_warn(&format!(
-            "hashgate: upload not checked ({}), fail {:?}: {} [{}]",
+            "hashgate: upload not checked ({}), {:?}: {} [{}]",
             unchecked.error.reason(),
-            self.route.fail,
+            fallback,
             self.url,
             unchecked.error
         ));

@@ -137,7 +137,8 @@ fn is_svg(bytes: &[u8]) -> bool {
             let end = find(rest, b">").map(|i| i + 1);
             // A doctype must name svg: an HTML page is not an SVG.
             let doctype = &rest[..end.unwrap_or(rest.len())];
-            if !find(&doctype.to_ascii_lowercase(), b"svg").is_some_and(|i| i > 0) {
+            let names_svg = find(&doctype.to_ascii_lowercase(), b"svg").is_some_and(|i| i > 0);
+            if !names_svg {
                 return false;
             }
             end
