@@ -229,6 +229,37 @@ fn multipart_seeds(out: &Path) {
     }
 }
 
+/// Images in the containers read for what a viewer sees: an icon around a
+/// PNG, an SVG around a PNG (plain and entity-escaped), an SVG in an SVG,
+/// a GIF with a second frame, an AVIF header.
+fn hash_image_seeds(out: &Path) {
+    use base64::Engine;
+    let png = include_bytes!("../../fixtures/exact/synthetic-5x5.png");
+    let gif = include_bytes!("../../fixtures/formats/coffee.gif");
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    for target in ["hash_image", "hash_variants"] {
+        let dir = target_dir(out, target);
+        let mut ico = vec![0, 0, 1, 0, 1, 0, 5, 5, 0, 0, 1, 0, 32, 0];
+        ico.extend_from_slice(&(png.len() as u32).to_le_bytes());
+        ico.extend_from_slice(&22u32.to_le_bytes());
+        ico.extend_from_slice(png);
+        write(&dir, "icon.ico", &ico);
+        let svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,{}"/></svg>"#, b64(png));
+        write(&dir, "wrapper.svg", svg.as_bytes());
+        let escaped = format!("<?xml version=\"1.0\"?>\n<!-- c -->\n<svg><image xlink:href='&#100;ata:image/png;base64,\n{}'/></svg>", b64(png));
+        write(&dir, "escaped.svg", escaped.as_bytes());
+        let nested = format!(r#"<svg><image href="data:image/svg+xml;base64,{}"/></svg>"#, b64(svg.as_bytes()));
+        write(&dir, "nested.svg", nested.as_bytes());
+        // The GIF with a 1x1 second frame after its first.
+        let mut two = gif[..gif.len() - 1].to_vec();
+        two[..6].copy_from_slice(b"GIF89a");
+        two.extend_from_slice(&[0x21, 0xF9, 0x04, 0x00, 0x0A, 0x00, 0x00, 0x00, 0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0]);
+        two.extend_from_slice(&[0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
+        write(&dir, "two-frames.gif", &two);
+        write(&dir, "header.avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf");
+    }
+}
+
 fn main() {
     let Some(out) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: seeds OUT_DIR");
@@ -241,4 +272,5 @@ fn main() {
     policy_seeds(&out);
     queue_event_seeds(&out);
     multipart_seeds(&out);
+    hash_image_seeds(&out);
 }

@@ -5,6 +5,8 @@
 
 use thiserror::Error;
 
+use crate::decode::ImageFormat;
+
 /// Why an input could not be hashed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -13,8 +15,16 @@ pub enum HashError {
     #[error("empty input")]
     Empty,
     /// The first bytes match no supported image format.
-    #[error("not a supported image (JPEG, PNG, GIF, WebP or BMP)")]
+    #[error("not a supported image (JPEG, PNG, GIF, WebP, BMP, ICO, TIFF or SVG)")]
     UnsupportedFormat,
+    /// An image in a format that is recognised but cannot be decoded here
+    /// (AVIF, HEIF, JPEG XL): not "not an image", an image left unchecked.
+    #[error("{} images are recognised but cannot be decoded", .0.name())]
+    UndecodableFormat(ImageFormat),
+    /// An SVG with no raster image embedded in it: vectors are not rendered,
+    /// so there are no pixels to hash.
+    #[error("SVG with no embedded raster image (vectors are not rendered)")]
+    NoRaster,
     /// The input is larger than the configured byte limit.
     #[error("input is {actual} bytes, over the limit of {limit} bytes")]
     InputTooLarge { actual: usize, limit: usize },

@@ -8,7 +8,9 @@
 //!   the same pixels, plus the 8 dihedral variants;
 //! * [`digest`]: MD5, SHA-1 and SHA-256 of the raw bytes;
 //! * [`hashes`]: the hash types, their text form and distances;
-//! * [`hash_image`]: all of the above in one call;
+//! * [`hash_image`]: all of the above in one call, with the query hashes of
+//!   what a viewer sees ([`views`]: alpha composited, animation frames,
+//!   images embedded in an SVG);
 //! * [`index`]: hash lists as Workers KV records, and the pure query logic
 //!   (which keys to read, how values become matches) the worker shares.
 
@@ -21,6 +23,7 @@ pub mod index;
 pub mod limits;
 pub mod pdq;
 pub mod variants;
+pub mod views;
 
 pub use decode::{sniff, DecodeOptions, ImageFormat, Reduction};
 pub use error::HashError;

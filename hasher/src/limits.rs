@@ -19,11 +19,19 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Largest single allocation a decoder may make, in bytes.
     pub max_alloc: usize,
+    /// Most frames of an animation (GIF, APNG, WebP) decoded and hashed;
+    /// later frames are not looked at ([`crate::decode::frames`]).
+    pub max_frames: u32,
+    /// Most canvas pixels decoded over all frames of an animation (frames
+    /// x width x height): the CPU bound on an animation, whatever its frame
+    /// count.
+    pub max_frame_pixels: u64,
 }
 
 impl Default for Limits {
     /// 64 MiB of input, 20,000 px a side, 100 megapixels, 1 GiB decode
-    /// buffer: generous for stored content, still refusing bombs.
+    /// buffer, 256 frames or 400 megapixels of frames: generous for stored
+    /// content, still refusing bombs.
     fn default() -> Self {
         Limits {
             max_input_bytes: 64 << 20,
@@ -31,14 +39,18 @@ impl Default for Limits {
             max_height: 20_000,
             max_pixels: 100_000_000,
             max_alloc: 1 << 30,
+            max_frames: 256,
+            max_frame_pixels: 400_000_000,
         }
     }
 }
 
 impl Limits {
     /// Limits for an edge isolate: 25 MiB of input, 50 megapixels (JPEGs are
-    /// decoded at reduced scale, so this is not the memory used), and a
-    /// 48 MiB cap on any decode buffer.
+    /// decoded at reduced scale, so this is not the memory used), a
+    /// 48 MiB cap on any decode buffer, and animations read for at most 64
+    /// frames or 32 megapixels of frames (a 500 x 500 GIF: 64 frames; a
+    /// 1000 x 1000 one: 32).
     pub fn edge() -> Self {
         Limits {
             max_input_bytes: 25 << 20,
@@ -46,6 +58,8 @@ impl Limits {
             max_height: 16_384,
             max_pixels: 50_000_000,
             max_alloc: 48 << 20,
+            max_frames: 64,
+            max_frame_pixels: 32_000_000,
         }
     }
 

@@ -14,11 +14,17 @@
 //!
 //! Each extra hash is one more chance of a false match, so every one is
 //! labelled and a route can turn the groups off.
+//!
+//! Apart from these (a route's choice), what a viewer sees where it differs
+//! from the stored pixels is always hashed ([`crate::views`]): alpha over
+//! white and black, animation frames, the images in an SVG or an icon. Those are
+//! labelled here too ([`Variant::Rendering`], [`Variant::Embedded`]).
 
 use core::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::decode::Rendering;
 use crate::hashes::PdqHash;
 use crate::pdq::{self, borders, Dihedral, FullScale, LumaImage, PdqOutput};
 
@@ -70,6 +76,15 @@ pub enum Variant {
     Pixels(Dihedral),
     /// PDQ of the content inside uniform borders, turned so (derived).
     Trimmed(Dihedral),
+    /// PDQ of what a viewer sees: alpha composited, an animation's frame.
+    Rendering(Rendering),
+    /// PDQ of the `image`th image in a container (an SVG's embedded
+    /// rasters, an icon's images; 1-based, the first is the container's own
+    /// hash), as stored or as rendered.
+    Embedded {
+        image: u32,
+        rendering: Option<Rendering>,
+    },
 }
 
 impl fmt::Display for Variant {
@@ -80,6 +95,15 @@ impl fmt::Display for Variant {
             Variant::Pixels(d) => write!(f, "pixels-{}", d.name()),
             Variant::Trimmed(Dihedral::Orig) => f.write_str("trimmed"),
             Variant::Trimmed(d) => write!(f, "trimmed-{}", d.name()),
+            Variant::Rendering(r) => write!(f, "{r}"),
+            Variant::Embedded {
+                image,
+                rendering: None,
+            } => write!(f, "embedded-{image}"),
+            Variant::Embedded {
+                image,
+                rendering: Some(r),
+            } => write!(f, "embedded-{image}-{r}"),
         }
     }
 }

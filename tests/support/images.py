@@ -20,6 +20,32 @@ fixture photos with Pillow (not committed: they are derived, and large).
                            inflate to 49 megapixels (under the edge limit of
                            50, so it is decoded, not refused from its header)
 
+  python3 tests/support/images.py hidden OUT_DIR
+      fixtures/photos/chelsea.jpg where a viewer sees it but the pixels the
+      reference hashes (stored RGB, first frame) are something else:
+      alpha-ink.png        black RGB everywhere; the picture is in alpha
+                           (a white page shows it)
+      alpha-dark.png       white RGB everywhere; the picture is in alpha
+                           (a black background shows it)
+      alpha-holes.png      3 of every 4 pixels fully transparent, their RGB
+                           a different photo (coffee); the rest chelsea
+      frame2.gif           frame 1 coffee, frame 2 chelsea
+      partial.gif          frame 1 chelsea's top half over coffee, frame 2
+                           only the bottom half of chelsea (a sub-rectangle):
+                           chelsea only once composited
+      apng.png             APNG whose default image (not part of the
+                           animation) is blank grey; its frames coffee, chelsea
+      frame2.webp          animated WebP: coffee, then chelsea
+      many-frames.gif      10,000 distinct 64 x 64 frames (a frame bomb)
+      chelsea.ico          as an icon (PNG inside, 256 px)
+      chelsea-bmp.ico      as an icon (BMP inside, 128 px)
+      chelsea.tiff         as an LZW TIFF
+      chelsea.svg          an SVG wrapping a PNG of it in an <image> data: URI
+      chelsea-jpeg.svg     an SVG wrapping the JPEG (xlink:href, entity-escaped
+                           "data:", base64 broken over lines)
+      vector.svg           an SVG with no raster image
+      chelsea.avif         as AVIF (recognised, not decodable)
+
 Files that already exist are kept (delete OUT_DIR to remake them).
 """
 
@@ -65,8 +91,86 @@ def bombs(out):
     save(Image.new("L", (7000, 7000), 128), out / "zipbomb-7000.png", optimize=True)
 
 
+def hidden(out):
+    import base64
+    import io
+
+    chelsea = Image.open(PHOTOS / "chelsea.jpg").convert("RGB")
+    size = chelsea.size
+    coffee = Image.open(PHOTOS / "coffee.jpg").convert("RGB").resize(size, Image.BICUBIC)
+    grey = chelsea.convert("L")
+
+    ink = Image.new("RGBA", size, (0, 0, 0, 0))
+    ink.putalpha(grey.point(lambda v: 255 - v))
+    save(ink, out / "alpha-ink.png")
+
+    dark = Image.new("RGBA", size, (255, 255, 255, 0))
+    dark.putalpha(grey)
+    save(dark, out / "alpha-dark.png")
+
+    holes = chelsea.convert("RGBA")
+    px, cx = holes.load(), coffee.load()
+    for y in range(size[1]):
+        for x in range(size[0]):
+            if (x % 2, y % 2) != (0, 0):
+                r, g, b = cx[x, y]
+                px[x, y] = (r, g, b, 0)
+    save(holes, out / "alpha-holes.png")
+
+    save(coffee, out / "frame2.gif", save_all=True, append_images=[chelsea], duration=500, loop=0)
+
+    w, h = size
+    # One palette for both frames, so the writer stores frame 2 as the
+    # rectangle that changed: the bottom half.
+    second = chelsea.quantize(256)
+    first = coffee.quantize(palette=second)
+    first.paste(second.crop((0, 0, w, h // 2)), (0, 0))
+    save(first, out / "partial.gif", save_all=True, append_images=[second], duration=500, loop=0)
+
+    blank = Image.new("RGB", size, (128, 128, 128))
+    save(blank, out / "apng.png", save_all=True, append_images=[coffee, chelsea], default_image=True, duration=500, loop=0)
+
+    save(coffee, out / "frame2.webp", save_all=True, append_images=[chelsea], duration=500, loop=0, lossless=True)
+
+    if not (out / "many-frames.gif").exists():
+        base = Image.new("P", (64, 64), 0)
+        base.putpalette([v for i in range(256) for v in (i, 255 - i, (i * 7) % 256)])
+        frames = []
+        for n in range(10_000):
+            frame = base.copy()
+            frame.putpixel((n % 64, (n // 64) % 64), 1 + n % 255)
+            frames.append(frame)
+        frames[0].save(out / "many-frames.gif", save_all=True, append_images=frames[1:], duration=20, loop=0, optimize=False)
+
+    save(chelsea, out / "chelsea.ico", sizes=[(256, 256)])
+    save(chelsea, out / "chelsea-bmp.ico", sizes=[(128, 128)], bitmap_format="bmp")
+    save(chelsea, out / "chelsea.tiff", compression="tiff_lzw")
+
+    png = io.BytesIO()
+    chelsea.save(png, format="PNG")
+    data = base64.b64encode(png.getvalue()).decode()
+    svg = (
+        f'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+        f'<image width="{w}" height="{h}" href="data:image/png;base64,{data}"/></svg>\n'
+    )
+    if not (out / "chelsea.svg").exists():
+        (out / "chelsea.svg").write_text(svg)
+    jpeg = base64.b64encode((PHOTOS / "chelsea.jpg").read_bytes()).decode()
+    lines = "\n".join(jpeg[i : i + 76] for i in range(0, len(jpeg), 76))
+    svg = (
+        '<!-- a wrapper -->\n<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+        f'<image xlink:href="&#100;ata:image/jpeg;base64,\n{lines}"/></svg>\n'
+    )
+    if not (out / "chelsea-jpeg.svg").exists():
+        (out / "chelsea-jpeg.svg").write_text(svg)
+    if not (out / "vector.svg").exists():
+        (out / "vector.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>\n')
+
+    save(chelsea, out / "chelsea.avif", quality=80)
+
+
 def main():
-    commands = {"variants": variants, "sizes": sizes, "bombs": bombs}
+    commands = {"variants": variants, "sizes": sizes, "bombs": bombs, "hidden": hidden}
     if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     out = Path(sys.argv[2])

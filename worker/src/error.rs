@@ -115,6 +115,8 @@ impl ScanError {
         match self {
             ScanError::OverCap { .. } => "over-cap",
             ScanError::Hash(HashError::UnsupportedFormat) => "unsupported-format",
+            ScanError::Hash(HashError::UndecodableFormat(_)) => "undecodable-format",
+            ScanError::Hash(HashError::NoRaster) => "no-raster",
             ScanError::Hash(
                 HashError::DimensionsTooLarge { .. }
                 | HashError::InputTooLarge { .. }
@@ -186,5 +188,9 @@ mod tests {
             waited_ms: 5,
         };
         assert_eq!(ScanError::Budget(busy).reason(), "memory-busy");
+        assert_eq!(
+            ScanError::Hash(HashError::UndecodableFormat(hashgate::ImageFormat::Avif)).reason(),
+            "undecodable-format"
+        );
     }
 }

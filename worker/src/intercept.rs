@@ -16,11 +16,14 @@
 //!              budget (a peek for non-image types), decoding any Content-Encoding left
 //! generation   the current index generation (hg2/current, one KV read per refresh interval)
 //! remembered   a verdict for these bytes (SHA-256), route and generation: this isolate's, then the colo's Cache API
-//! hash         PDQ + 8 dihedral variants + MD5/SHA-1/SHA-256, in wasm
+//! hash         PDQ + 8 dihedral variants + views (alpha, frames, SVG images) + MD5/SHA-1/SHA-256,
+//!              in wasm
 //! look up      the resident index in memory (loaded once per isolate and generation), or KV bucket reads
 //! verdict      clean or match
 //! respond      clean: the origin's response object itself; block: 451; flag: original + event;
-//!              failure: fail open (original + "unscanned" event) or closed (503 + event)
+//!              failure: fail open (original + "unscanned" event) or closed (503 + event);
+//!              an undecodable format (AVIF, HEIF, JPEG XL) as the route's `undecodable`
+//!              says; an SVG with no raster image in it: original, no event
 //! ```
 //!
 //! Passing responses are the origin's own `Response` objects: the scan reads
@@ -44,14 +47,14 @@ use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
 use crate::origin;
 use crate::outbox;
-use crate::policy::{Action, FailMode, Route};
+use crate::policy::{Action, Route};
 use crate::ranged;
 use crate::respond;
 use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, wasm_memory_bytes};
 use crate::shared_verdicts;
 use crate::sniff::{self, Inspect};
 use crate::upload::{self, UploadPlan};
-use crate::verdict::{self, ImageSummary, Verdict};
+use crate::verdict::{self, Fallback, ImageSummary, Verdict};
 use crate::verdict_cache::{CacheKey, Cached};
 
 /// Handles one request.
@@ -537,14 +540,16 @@ impl Scope {
 
     /// The fail mode, for a response that could not be checked.
     fn fail_response(&self, response: Response, unchecked: Unchecked) -> Result<Response, JsValue> {
-        let taken = match self.route.fail {
-            FailMode::Open => ActionTaken::Passed,
-            FailMode::Closed => ActionTaken::Refused,
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Nothing => return self.debug(response, unchecked.error.reason(), None),
+            Fallback::Pass => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
         };
         log_warn(&format!(
-            "hashgate: not checked ({}), fail {:?}: {} [{}]",
+            "hashgate: not checked ({}), {:?}: {} [{}]",
             unchecked.error.reason(),
-            self.route.fail,
+            fallback,
             self.url,
             unchecked.error
         ));
@@ -557,9 +562,11 @@ impl Scope {
             &unchecked.error,
             unchecked.sha256,
         ));
-        match self.route.fail {
-            FailMode::Open => self.debug(response, unchecked.error.reason(), None),
-            FailMode::Closed => {
+        match fallback {
+            Fallback::Nothing | Fallback::Pass => {
+                self.debug(response, unchecked.error.reason(), None)
+            }
+            Fallback::Refuse => {
                 if let Some(body) = response.body() {
                     let _ = body.cancel();
                 }
@@ -673,7 +680,9 @@ impl Scope {
                 }
                 Ok(_) => {}
                 Err(unchecked) => {
-                    if failure.is_none() {
+                    let nothing =
+                        verdict::fallback(&self.route, &unchecked.error) == Fallback::Nothing;
+                    if failure.is_none() && !nothing {
                         failure = Some((unchecked, field, filename));
                     }
                 }
@@ -704,14 +713,15 @@ impl Scope {
         unchecked: Unchecked,
         read: Option<(Option<String>, Option<String>, &[u8])>,
     ) -> Result<Upload, JsValue> {
-        let taken = match self.route.fail {
-            FailMode::Open => ActionTaken::Passed,
-            FailMode::Closed => ActionTaken::Refused,
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Pass | Fallback::Nothing => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
         };
         log_warn(&format!(
-            "hashgate: upload not checked ({}), fail {:?}: {} [{}]",
+            "hashgate: upload not checked ({}), {:?}: {} [{}]",
             unchecked.error.reason(),
-            self.route.fail,
+            fallback,
             self.url,
             unchecked.error
         ));
@@ -719,23 +729,25 @@ impl Scope {
             Some((field, filename, body)) => (field, filename, Some(body)),
             None => (None, None, None),
         };
-        let cx = self.event_context(Direction::Upload, field, filename);
-        self.emit(Event::unscanned(
-            uuid(),
-            now_ms(),
-            &cx,
-            taken,
-            &unchecked.error,
-            unchecked.sha256,
-        ));
-        match (self.route.fail, body) {
-            (FailMode::Closed, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
-            (FailMode::Open, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
+        if fallback != Fallback::Nothing {
+            let cx = self.event_context(Direction::Upload, field, filename);
+            self.emit(Event::unscanned(
+                uuid(),
+                now_ms(),
+                &cx,
+                taken,
+                &unchecked.error,
+                unchecked.sha256,
+            ));
+        }
+        match (fallback, body) {
+            (Fallback::Refuse, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
+            (_, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
                 request,
                 self.config.origin.as_deref(),
                 body,
             )?)),
-            (FailMode::Open, None) => Ok(Upload::Forward(origin::upstream(
+            (_, None) => Ok(Upload::Forward(origin::upstream(
                 request,
                 self.config.origin.as_deref(),
             )?)),

@@ -61,6 +61,12 @@
 //!   as every origin might, see [`crate::upload`]);
 //! * `fail` (default `open`): when an image cannot be checked, `open`
 //!   passes it and reports it unscanned, `closed` answers 503;
+//! * `undecodable` (default `fail`): an image in a format hashgate
+//!   recognises but cannot decode (AVIF, HEIF, JPEG XL): `fail` treats it
+//!   as any image that could not be checked (the `fail` mode applies);
+//!   `pass` passes it and reports it unscanned even on a `closed` route
+//!   (for sites that serve such images and accept that they are not
+//!   checked);
 //! * `max_bytes` (default 16 MiB, at most 25 MiB): the largest body read for
 //!   scanning, and the largest an upload may decode to; a larger one is a
 //!   failure (see `fail`);
@@ -126,6 +132,16 @@ pub enum FailMode {
     Closed,
 }
 
+/// What to do with an image in a format that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undecodable {
+    /// Pass it and report it unscanned.
+    Pass,
+    /// The route's fail mode applies.
+    Fail,
+}
+
 /// Which query hashes an image gets besides its own PDQ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,6 +172,8 @@ pub struct Route {
     pub scan_responses: bool,
     pub scan_uploads: bool,
     pub fail: FailMode,
+    /// What to do with an image that cannot be decoded.
+    pub undecodable: Undecodable,
     pub max_bytes: usize,
     /// How long the index look-up may take, in milliseconds.
     pub kv_timeout_ms: u32,
@@ -369,6 +387,8 @@ struct RouteDoc {
     scan: Vec<ScanTarget>,
     #[serde(default = "default_fail")]
     fail: FailMode,
+    #[serde(default = "default_undecodable")]
+    undecodable: Undecodable,
     #[serde(default = "default_max_bytes")]
     max_bytes: usize,
     #[serde(default = "default_kv_timeout")]
@@ -401,6 +421,10 @@ fn default_scan() -> Vec<ScanTarget> {
 
 fn default_fail() -> FailMode {
     FailMode::Open
+}
+
+fn default_undecodable() -> Undecodable {
+    Undecodable::Fail
 }
 
 fn default_max_bytes() -> usize {
@@ -593,6 +617,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         scan_responses: raw.scan.contains(&ScanTarget::Responses),
         scan_uploads: raw.scan.contains(&ScanTarget::Uploads),
         fail: raw.fail,
+        undecodable: raw.undecodable,
         max_bytes: raw.max_bytes,
         kv_timeout_ms: raw.kv_timeout_ms,
         webhook,
@@ -680,6 +705,7 @@ mod tests {
         assert_eq!(route.pdq_threshold, 31);
         assert!(route.scan_responses && !route.scan_uploads);
         assert_eq!(route.fail, FailMode::Open);
+        assert_eq!(route.undecodable, Undecodable::Fail);
         assert_eq!(route.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(route.kv_timeout_ms, DEFAULT_KV_TIMEOUT_MS);
         assert_eq!(route.webhook, None);
@@ -692,7 +718,7 @@ mod tests {
     fn full_route() {
         let policy = Policy::parse(&route_json(
             r#", "enabled": false, "pdq_threshold": 10, "variants": "all", "scan": ["uploads", "responses"], "fail": "closed",
-               "max_bytes": 1000, "kv_timeout_ms": 250, "notify": {"webhook": "https://ops.example.com/hook"}"#,
+               "undecodable": "pass", "max_bytes": 1000, "kv_timeout_ms": 250, "notify": {"webhook": "https://ops.example.com/hook"}"#,
         ))
         .unwrap();
         let route = &policy.routes()[0];
@@ -702,6 +728,7 @@ mod tests {
         assert_eq!(route.verdict_key(), "t10:a:demo");
         assert!(route.scan_responses && route.scan_uploads);
         assert_eq!(route.fail, FailMode::Closed);
+        assert_eq!(route.undecodable, Undecodable::Pass);
         assert_eq!(route.max_bytes, 1000);
         assert_eq!(route.kv_timeout_ms, 250);
         assert_eq!(
@@ -799,6 +826,10 @@ mod tests {
         ));
         assert!(matches!(
             Policy::parse(&route_json(r#", "fail": "maybe""#)),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            Policy::parse(&route_json(r#", "undecodable": "skip""#)),
             Err(PolicyError::Json(_))
         ));
         assert!(matches!(

@@ -8,11 +8,18 @@
 //! untouched) and read in full only if the magic bytes say image. Bodies
 //! that cannot carry a whole image (redirects, errors, partial ranges, HEAD)
 //! are never touched.
+//!
+//! SVG is read like any image: its embedded raster images are hashed
+//! (hashgate does not render vectors, so one with none passes unreported).
+//! Images the hasher recognises but cannot decode (AVIF, HEIF, JPEG XL)
+//! are images all the same: the route's `undecodable` option decides.
 
 use hashgate::ImageFormat;
 
-/// Bytes needed to recognise every format the hasher decodes.
-pub const SNIFF_BYTES: usize = 16;
+/// Bytes needed to recognise every format the hasher knows: the raster
+/// formats need 12, an SVG's root element may follow an XML declaration,
+/// comments and a doctype.
+pub const SNIFF_BYTES: usize = hashgate::decode::sniff::SVG_SNIFF_LEN;
 
 /// What to do with a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +39,6 @@ pub enum SkipReason {
     /// Not a 200 (or a 206 carrying the whole file): redirects, errors,
     /// partial content, not-modified have no whole image to check.
     Status,
-    /// A vector image (SVG): no pixels to hash.
-    Vector,
     /// A stream that must not wait for bytes (server-sent events).
     Streaming,
     /// No body (HEAD, or a method without one).
@@ -74,7 +79,6 @@ pub fn inspect_upload(content_type: Option<&str>) -> Inspect {
 
 fn by_type(content_type: Option<&str>) -> Inspect {
     match media_type(content_type).as_deref() {
-        Some("image/svg+xml") => Inspect::Skip(SkipReason::Vector),
         Some("text/event-stream") => Inspect::Skip(SkipReason::Streaming),
         Some(t) if t.starts_with("image/") => Inspect::Read,
         _ => Inspect::Peek,
@@ -125,9 +129,10 @@ mod tests {
             inspect_response(200, Some("image/avif"), None),
             Inspect::Read
         );
+        // SVG may wrap a raster image: read, for its embedded images.
         assert_eq!(
             inspect_response(200, Some("image/svg+xml"), None),
-            Inspect::Skip(SkipReason::Vector)
+            Inspect::Read
         );
     }
 

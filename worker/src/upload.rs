@@ -429,7 +429,8 @@ mod tests {
             .iter()
             .map(|i| i.field.as_deref().unwrap_or(""))
             .collect();
-        assert_eq!(fields, ["a", "c"]);
+        // An SVG is read too, for the rasters it may embed.
+        assert_eq!(fields, ["a", "c", "d"]);
         assert_eq!(&*found.images[0].bytes, b"\xff\xd8\xff\xe0jpeg");
         assert_eq!(found.images[1].filename.as_deref(), Some("y.png"));
     }

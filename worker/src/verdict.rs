@@ -14,7 +14,8 @@ use hashgate::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScanError;
-use crate::policy::{Route, Variants};
+use crate::policy::{FailMode, Route, Undecodable, Variants};
+use hashgate::HashError;
 
 /// What is kept about a scanned image: its identity, never its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +38,10 @@ pub struct MatchSummary {
     pub hash: String,
     pub distance: u32,
     /// Which of the image's hashes matched: `pdq` (its own), a variant such
-    /// as `pdq-rot90`, `pdq-pixels-flipx` or `pdq-trimmed` (the hasher's
-    /// variant names), or a digest name.
+    /// as `pdq-rot90`, `pdq-pixels-flipx` or `pdq-trimmed`, a view such as
+    /// `pdq-over-white`, `pdq-frame-3` or `pdq-embedded-2` (the hasher's
+    /// variant names), or a digest name (`sha256`; `sha256-embedded-1`
+    /// for an image embedded in an SVG or an icon).
     pub matched_by: String,
 }
 
@@ -95,12 +98,43 @@ pub fn query(hashes: &ImageHashes, route: &Route) -> Query {
     Query::for_image(hashes, route.pdq_threshold, route.lists.clone())
 }
 
+/// What happens to an image that could not be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Pass it on with no event: there was nothing to check (an SVG with no
+    /// raster image in it; vectors are not rendered).
+    Nothing,
+    /// Pass it on and report it unscanned.
+    Pass,
+    /// Refuse it (503, or the upload is not forwarded) and report it.
+    Refuse,
+}
+
+/// Decides what a route does with an image that could not be checked:
+/// the fail mode, except that a recognised but undecodable format follows
+/// the route's `undecodable` option, and a vector-only SVG has nothing to
+/// check.
+pub fn fallback(route: &Route, error: &ScanError) -> Fallback {
+    let by_fail_mode = match route.fail {
+        FailMode::Open => Fallback::Pass,
+        FailMode::Closed => Fallback::Refuse,
+    };
+    match error {
+        ScanError::Hash(HashError::NoRaster) => Fallback::Nothing,
+        ScanError::Hash(HashError::UndecodableFormat(_)) => match route.undecodable {
+            Undecodable::Pass => Fallback::Pass,
+            Undecodable::Fail => by_fail_mode,
+        },
+        _ => by_fail_mode,
+    }
+}
+
 /// What is kept of the hashes.
 pub fn summarize(hashes: &ImageHashes) -> ImageSummary {
     ImageSummary {
         sha256: hashes.sha256.to_string(),
         pdq: hashes.pdq.to_string(),
-        format: format!("{:?}", hashes.format).to_ascii_lowercase(),
+        format: hashes.format.name().to_owned(),
         width: hashes.width,
         height: hashes.height,
     }
@@ -128,6 +162,11 @@ pub fn verdict(matches: &[Match], hashes: &ImageHashes) -> Verdict {
                         Some((Variant::Original, _)) | None => "pdq".to_owned(),
                         Some((variant, _)) => format!("pdq-{variant}"),
                     },
+                    // The body's three digests, then three per image
+                    // embedded in an SVG or an icon (`Query::for_image`).
+                    MatchedBy::Exact(i) if i >= 3 => {
+                        format!("{}-embedded-{}", m.kind.name(), i / 3)
+                    }
                     MatchedBy::Exact(_) => m.kind.name().to_owned(),
                     MatchedBy::Vec72 => "vec72".to_owned(),
                 },
@@ -217,6 +256,22 @@ mod tests {
                 .reason(),
             "undecodable"
         );
+    }
+
+    #[test]
+    fn undecodable_formats_follow_the_route_option() {
+        let avif = ScanError::Hash(HashError::UndecodableFormat(hashgate::ImageFormat::Avif));
+        let corrupt = ScanError::Hash(HashError::Truncated("x".into()));
+        let vector = ScanError::Hash(HashError::NoRaster);
+        let closed = route(r#", "fail": "closed""#);
+        let lenient = route(r#", "fail": "closed", "undecodable": "pass""#);
+        let open = route("");
+        assert_eq!(fallback(&closed, &avif), Fallback::Refuse);
+        assert_eq!(fallback(&lenient, &avif), Fallback::Pass);
+        assert_eq!(fallback(&lenient, &corrupt), Fallback::Refuse);
+        assert_eq!(fallback(&open, &avif), Fallback::Pass);
+        assert_eq!(fallback(&open, &corrupt), Fallback::Pass);
+        assert_eq!(fallback(&closed, &vector), Fallback::Nothing);
     }
 
     #[test]

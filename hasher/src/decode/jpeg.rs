@@ -250,6 +250,7 @@ fn decode_general(
         luma,
         block,
         exif_orientation,
+        views: Vec::new(),
     })
 }
 
@@ -283,6 +284,7 @@ fn decode_baseline_luma(
         luma,
         block,
         exif_orientation,
+        views: Vec::new(),
     })
 }
 

@@ -5,15 +5,24 @@
 //! a [`LumaImage`] ready for PDQ, possibly at reduced scale ([`Reduction`]).
 //!
 //! Alpha is dropped (the reference hashes the RGB values as stored) and EXIF
-//! orientation is ignored unless asked for, as the reference does.
+//! orientation is ignored unless asked for, as the reference does. What a
+//! viewer sees where it differs (alpha composited over a background, the
+//! frames of an animation) comes as extra [`View`]s ([`view`], [`frames`]);
+//! SVG is read for the raster images embedded in it ([`svg`]).
 
 mod dct_luma;
+pub mod frames;
+pub mod ico;
 mod jpeg;
 mod other;
 mod png_rows;
 pub mod sniff;
+pub mod svg;
+pub mod view;
 
+pub use frames::FramesRead;
 pub use sniff::{sniff, ImageFormat};
+pub use view::{Background, Rendering, View};
 
 use image::metadata::Orientation;
 
@@ -93,6 +102,10 @@ pub struct DecodedImage {
     /// How many full-resolution pixels (per side) one luma sample stands for.
     pub block: u32,
     exif_orientation: Option<Orientation>,
+    /// What a viewer sees where it differs from [`DecodedImage::luma`]:
+    /// the image's alpha composited over white and over black, when it has
+    /// non-opaque pixels. Animation frames come from [`frames::frames`].
+    pub views: Vec<View>,
 }
 
 impl DecodedImage {
@@ -131,6 +144,11 @@ pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<DecodedImage, Has
     }
     options.limits.check_input(bytes.len())?;
     let format = sniff(bytes).ok_or(HashError::UnsupportedFormat)?;
+    match format {
+        ImageFormat::Svg => return Err(HashError::NoRaster),
+        format if !format.is_decodable() => return Err(HashError::UndecodableFormat(format)),
+        _ => {}
+    }
     // Read the declared size from the header alone, the same way for every
     // format, and refuse bombs before any decoder is set up.
     if let Ok(size) = imagesize::blob_size(bytes) {
@@ -156,6 +174,13 @@ pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<DecodedImage, Has
     };
     if let Some(orientation) = decoded.exif_orientation {
         decoded.luma = orient(&decoded.luma, orientation);
+        let transposes = decoded.display_dimensions() != (decoded.width, decoded.height);
+        for view in &mut decoded.views {
+            view.luma = orient(&view.luma, orientation);
+            if transposes {
+                (view.width, view.height) = (view.height, view.width);
+            }
+        }
     }
     Ok(decoded)
 }

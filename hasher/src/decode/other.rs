@@ -1,16 +1,18 @@
-//! PNG, GIF (first frame), WebP and BMP through the `image` crate.
+//! PNG, GIF (first frame), WebP, BMP, ICO and TIFF through the `image`
+//! crate.
 //!
 //! The header is read first and checked against the limits; the decoder is
 //! also given an allocation limit, so a tiny file that inflates into a huge
 //! buffer is refused as well. Large images are reduced by averaging square
 //! blocks of luma while converting, so only the decoder's own buffer is
-//! full size.
+//! full size. Images with non-opaque pixels also get their alpha-composited
+//! views ([`super::view`]) from the same decoded buffer.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 
-use super::{png_rows, DecodedImage, ImageFormat, Reduction};
+use super::{png_rows, view, DecodedImage, ImageFormat, Reduction};
 use crate::error::HashError;
 use crate::limits::Limits;
 use crate::pdq::luma::luma_of;
@@ -23,6 +25,13 @@ fn image_format(format: ImageFormat) -> image::ImageFormat {
         ImageFormat::Gif => image::ImageFormat::Gif,
         ImageFormat::WebP => image::ImageFormat::WebP,
         ImageFormat::Bmp => image::ImageFormat::Bmp,
+        ImageFormat::Ico => image::ImageFormat::Ico,
+        ImageFormat::Tiff => image::ImageFormat::Tiff,
+        // Never passed here: SVG is read for embedded images, the others
+        // are refused before decoding.
+        ImageFormat::Svg | ImageFormat::Avif | ImageFormat::Heif | ImageFormat::Jxl => {
+            image::ImageFormat::Png
+        }
     }
 }
 
@@ -77,7 +86,11 @@ pub fn decode(
     decoder
         .set_limits(decoder_limits)
         .map_err(|e| map_error(e, limits))?;
-    if decoder.total_bytes() > limits.max_alloc as u64 {
+    // The TIFF decoder holds its strip or tile buffers next to the output
+    // (measured by the malformed corpus: about twice the output), so a TIFF
+    // may use half the cap for its output.
+    let buffers = if format == ImageFormat::Tiff { 2 } else { 1 };
+    if decoder.total_bytes().saturating_mul(buffers) > limits.max_alloc as u64 {
         return Err(HashError::MemoryLimit {
             limit: limits.max_alloc,
         });
@@ -99,6 +112,7 @@ pub fn decode(
     } else {
         1
     };
+    let views = view::views_of(&image, None, reduction.block_size(width, height));
     let luma = to_luma(image, block as usize);
     Ok(DecodedImage {
         format,
@@ -107,6 +121,7 @@ pub fn decode(
         luma,
         block,
         exif_orientation,
+        views,
     })
 }
 
@@ -143,6 +158,7 @@ fn decode_large_png(
         luma: decoded.luma,
         block,
         exif_orientation: decoded.orientation,
+        views: decoded.views,
     }))
 }
 

@@ -11,7 +11,12 @@
 //! `other::FULL_LUMA_MAX_PIXELS`); sums are kept per channel in integers
 //! and turned into luma once per block, which is the mean of the pixels'
 //! luma (luma is linear in R, G and B). 16-bit samples are first rounded to
-//! 8 bits as the general path does, and alpha is dropped. Interlaced
+//! 8 bits as the general path does, and alpha is dropped from the luma (as
+//! the reference does). When the image has alpha, the same pass also sums
+//! each block's colour times alpha and its transparency, which give its
+//! views over black and over white ([`super::view`]) with no second read:
+//! over black is the mean of `c * a / 255`, over white that plus the mean
+//! of `255 - a` (the luma weights sum to 1). Interlaced
 //! (Adam7) files, whose rows arrive in seven passes, are left to the
 //! general path.
 
@@ -19,6 +24,7 @@ use std::io::Cursor;
 
 use image::metadata::Orientation;
 
+use super::view::{Background, Rendering, View};
 use crate::error::HashError;
 use crate::limits::Limits;
 use crate::pdq::luma::{LUMA_FROM_B, LUMA_FROM_G, LUMA_FROM_R};
@@ -29,6 +35,16 @@ use crate::pdq::LumaImage;
 pub struct PngLuma {
     pub luma: LumaImage,
     pub orientation: Option<Orientation>,
+    /// Over white and over black, when some pixel is not opaque.
+    pub views: Vec<View>,
+}
+
+/// Per output column: sums of R, G and B times alpha (0..=255 each), and
+/// of transparency (255 - alpha).
+#[derive(Clone, Copy, Default)]
+struct AlphaSums {
+    colour: [u64; 3],
+    clear: u64,
 }
 
 /// Decodes a non-interlaced PNG to block means of luma; `Ok(None)` for an
@@ -64,7 +80,9 @@ pub fn decode(
     let wide = depth == png::BitDepth::Sixteen;
     let (width, height) = (width as usize, height as usize);
     let (out_w, out_h) = (width.div_ceil(block), height.div_ceil(block));
-    let plane_bytes = out_w * out_h * std::mem::size_of::<f32>();
+    let alpha = channels == 2 || channels == 4;
+    let planes = if alpha { 3 } else { 1 };
+    let plane_bytes = planes * out_w * out_h * std::mem::size_of::<f32>();
     if plane_bytes > limits.max_alloc {
         return Err(HashError::MemoryLimit {
             limit: limits.max_alloc,
@@ -74,6 +92,9 @@ pub fn decode(
     let mut pixels = Vec::with_capacity(out_w * out_h);
     // Per output column: sums of R, G and B (grey: all three the same).
     let mut sums = vec![[0u32; 3]; out_w];
+    let mut alpha_sums = vec![AlphaSums::default(); if alpha { out_w } else { 0 }];
+    let (mut over_black, mut over_white) = (Vec::new(), Vec::new());
+    let mut translucent = false;
     let mut rows_in_block = 0usize;
     for y in 0..height {
         let row = reader
@@ -81,20 +102,117 @@ pub fn decode(
             .map_err(|e| map_error(e, limits))?
             .ok_or_else(|| HashError::Truncated("PNG rows end early".into()))?;
         accumulate(row.data(), channels, wide, block, &mut sums);
+        if alpha {
+            translucent |= accumulate_alpha(row.data(), channels, wide, block, &mut alpha_sums);
+        }
         rows_in_block += 1;
         if rows_in_block == block || y + 1 == height {
             emit_row(&mut sums, width, block, rows_in_block, &mut pixels);
+            if alpha {
+                emit_alpha_rows(
+                    &mut alpha_sums,
+                    width,
+                    block,
+                    rows_in_block,
+                    &mut over_black,
+                    &mut over_white,
+                );
+            }
             rows_in_block = 0;
         }
     }
+    let plane = |pixels| LumaImage {
+        width: out_w,
+        height: out_h,
+        pixels,
+    };
+    let views = if translucent {
+        [
+            (Background::White, over_white),
+            (Background::Black, over_black),
+        ]
+        .into_iter()
+        .map(|(background, pixels)| View {
+            rendering: Rendering {
+                frame: None,
+                background: Some(background),
+            },
+            luma: plane(pixels),
+            width: width as u32,
+            height: height as u32,
+            block: block as u32,
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Some(PngLuma {
-        luma: LumaImage {
-            width: out_w,
-            height: out_h,
-            pixels,
-        },
+        luma: plane(pixels),
         orientation,
+        views,
     }))
+}
+
+/// Adds one row's colour-times-alpha and transparency to the per-column
+/// sums; whether any pixel in it is not opaque.
+fn accumulate_alpha(
+    row: &[u8],
+    channels: usize,
+    wide: bool,
+    block: usize,
+    sums: &mut [AlphaSums],
+) -> bool {
+    let bytes_per_pixel = channels * if wide { 2 } else { 1 };
+    let sample = |pixel: &[u8], channel: usize| -> u64 {
+        if wide {
+            (u64::from(u16::from_be_bytes([
+                pixel[2 * channel],
+                pixel[2 * channel + 1],
+            ])) + 128)
+                / 257
+        } else {
+            u64::from(pixel[channel])
+        }
+    };
+    let mut translucent = false;
+    for (x, pixel) in row.chunks_exact(bytes_per_pixel).enumerate() {
+        let a = sample(pixel, channels - 1);
+        translucent |= a != 255;
+        let sum = &mut sums[x / block];
+        if channels == 4 {
+            for c in 0..3 {
+                sum.colour[c] += sample(pixel, c) * a;
+            }
+        } else {
+            let grey = sample(pixel, 0) * a;
+            sum.colour = sum.colour.map(|v| v + grey);
+        }
+        sum.clear += 255 - a;
+    }
+    translucent
+}
+
+/// Turns the alpha sums of `rows` rows into one row of each view.
+fn emit_alpha_rows(
+    sums: &mut [AlphaSums],
+    width: usize,
+    block: usize,
+    rows: usize,
+    over_black: &mut Vec<f32>,
+    over_white: &mut Vec<f32>,
+) {
+    for (x, sum) in sums.iter_mut().enumerate() {
+        let columns = ((x + 1) * block).min(width) - x * block;
+        let count = (columns * rows) as f64;
+        let luma = (sum.colour[0] as f64 * LUMA_FROM_R
+            + sum.colour[1] as f64 * LUMA_FROM_G
+            + sum.colour[2] as f64 * LUMA_FROM_B)
+            / 255.0;
+        let black = luma / count;
+        over_black.push(black as f32);
+        over_white.push((black + sum.clear as f64 / count) as f32);
+        *sum = AlphaSums::default();
+    }
 }
 
 /// Adds one row's samples to the per-column sums.

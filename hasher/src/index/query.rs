@@ -83,20 +83,31 @@ impl Query {
     /// order), and its three digests.
     pub fn for_image(hashes: &ImageHashes, pdq_threshold: u32, lists: ListFilter) -> Self {
         // The image's own hash first, then its dihedral and other variants
-        // (`ImageHashes::query_pdq` labels them in the same order).
+        // and its views (`ImageHashes::query_pdq` labels them in the same
+        // order).
         let pdq = hashes
             .query_pdq()
             .into_iter()
             .map(|(_, hash)| hash)
             .collect();
+        // The body's digests, then those of the images in a container (an
+        // SVG's embedded rasters, an icon's images).
+        let mut exact = vec![
+            ExactDigest::Md5(hashes.md5),
+            ExactDigest::Sha1(hashes.sha1),
+            ExactDigest::Sha256(hashes.sha256),
+        ];
+        for digests in &hashes.embedded {
+            exact.extend([
+                ExactDigest::Md5(digests.md5),
+                ExactDigest::Sha1(digests.sha1),
+                ExactDigest::Sha256(digests.sha256),
+            ]);
+        }
         Query {
             pdq,
             pdq_threshold,
-            exact: vec![
-                ExactDigest::Md5(hashes.md5),
-                ExactDigest::Sha1(hashes.sha1),
-                ExactDigest::Sha256(hashes.sha256),
-            ],
+            exact,
             lists,
             ..Query::default()
         }

@@ -20,7 +20,10 @@
 //! * CMYK JPEG, 16-bit PNG (grey, grey+alpha, RGB, RGBA) and 12/16-bit
 //!   lossless JPEG, which must hash like their 8-bit originals;
 //! * polyglots that are an image and HTML at once, which must hash exactly
-//!   like the image (a listed image must not slip through in disguise).
+//!   like the image (a listed image must not slip through in disguise);
+//! * the containers read for what a viewer sees: ICO, TIFF, SVG with
+//!   embedded images (cut, nested too deep, a thousand of them), APNG with
+//!   a lying frame count, AVIF recognised but not decoded.
 //!
 //! Each [`Case`] says what it must give ([`Expect`]); the test checks it and
 //! the report prints outcome counts and times.
@@ -112,6 +115,7 @@ pub fn corpus() -> Vec<Case> {
     deep_colour(&mut cases);
     jpeg_structure(&mut cases);
     polyglots(&mut cases);
+    hidden_containers(&mut cases);
     cases
 }
 
@@ -1578,4 +1582,191 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// ------------------------------------------------------------ containers
+
+/// An ICO file holding `png` as its only image.
+pub fn ico_with_png(png: &[u8], width: u8, height: u8) -> Vec<u8> {
+    let mut out = vec![0, 0, 1, 0, 1, 0];
+    out.extend_from_slice(&[width, height, 0, 0, 1, 0, 32, 0]);
+    out.extend_from_slice(&(png.len() as u32).to_le_bytes());
+    out.extend_from_slice(&22u32.to_le_bytes());
+    out.extend_from_slice(png);
+    out
+}
+
+/// An SVG wrapping `image` in an `<image>` data: URI.
+pub fn svg_with(image: &[u8], media_type: &str) -> Vec<u8> {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(image);
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg"><image href="data:{media_type};base64,{data}"/></svg>"#
+    )
+    .into_bytes()
+}
+
+/// A little-endian TIFF header and one IFD declaring `width` x `height`
+/// 8-bit grey, with `pixels` as its only strip.
+pub fn tiff_grey(width: u32, height: u32, pixels: &[u8]) -> Vec<u8> {
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 4, width),               // ImageWidth
+        (257, 4, height),              // ImageLength
+        (258, 3, 8),                   // BitsPerSample
+        (259, 3, 1),                   // Compression: none
+        (262, 3, 1),                   // Photometric: black is zero
+        (273, 4, 8 + 2 + 8 * 12 + 4),  // StripOffsets
+        (278, 4, height),              // RowsPerStrip
+        (279, 4, pixels.len() as u32), // StripByteCounts
+    ];
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        if kind == 3 {
+            out.extend_from_slice(&(value as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+        } else {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(pixels);
+    out
+}
+
+fn hidden_containers(cases: &mut Vec<Case>) {
+    let png = fixture("formats/coffee-rgba.png");
+    let ico = ico_with_png(png, 0, 0);
+    push(
+        cases,
+        "container",
+        "ico around a png",
+        ico.clone(),
+        Expect::Either,
+    );
+    for cut in [6, 14, 22, 40, ico.len() / 2, ico.len() - 13] {
+        push(
+            cases,
+            "container",
+            format!("ico cut at {cut}"),
+            ico[..cut].to_vec(),
+            Expect::Either,
+        );
+    }
+    let mut lying = ico.clone();
+    lying[14..18].copy_from_slice(&u32::MAX.to_le_bytes());
+    push(
+        cases,
+        "container",
+        "ico entry size u32::MAX",
+        lying,
+        Expect::Either,
+    );
+
+    let pixels: Vec<u8> = (0..64 * 48).map(|i| ((i * 7) % 251) as u8).collect();
+    let tiff = tiff_grey(64, 48, &pixels);
+    push(
+        cases,
+        "container",
+        "tiff 64x48 grey",
+        tiff.clone(),
+        Expect::Hash,
+    );
+    push(
+        cases,
+        "container",
+        "tiff strip cut",
+        tiff[..tiff.len() - 100].to_vec(),
+        Expect::Error,
+    );
+    push(
+        cases,
+        "bomb",
+        "tiff claiming 50,000 x 50,000",
+        tiff_grey(50_000, 50_000, &pixels),
+        Expect::Refused,
+    );
+    push(
+        cases,
+        "bomb",
+        "tiff claiming 16,000 x 3,000 (under the pixel cap) with 3 KB of strip",
+        tiff_grey(16_000, 3_000, &pixels),
+        Expect::Error,
+    );
+
+    let svg = svg_with(png, "image/png");
+    push(
+        cases,
+        "container",
+        "svg around a png",
+        svg.clone(),
+        Expect::SameAs("formats/coffee-rgba.png"),
+    );
+    for cut in [20, 60, svg.len() / 2, svg.len() - 10] {
+        push(
+            cases,
+            "container",
+            format!("svg cut at {cut}"),
+            svg[..cut].to_vec(),
+            Expect::Either,
+        );
+    }
+    let once = svg_with(&svg, "image/svg+xml");
+    push(
+        cases,
+        "container",
+        "svg in svg",
+        once.clone(),
+        Expect::SameAs("formats/coffee-rgba.png"),
+    );
+    push(
+        cases,
+        "container",
+        "svg in svg in svg (too deep)",
+        svg_with(&once, "image/svg+xml"),
+        Expect::Error,
+    );
+    let tiny = fixture("exact/synthetic-5x5.png");
+    let one = String::from_utf8(svg_with(tiny, "image/png")).expect("ascii");
+    let image = &one[one.find("<image").expect("image")..one.rfind("</svg>").expect("end")];
+    push(
+        cases,
+        "bomb",
+        "svg with 1,000 embedded images",
+        format!("<svg>{}</svg>", image.repeat(1_000)).into_bytes(),
+        Expect::Hash,
+    );
+    push(
+        cases,
+        "container",
+        "svg around a bomb",
+        svg_with(fixture("errors/bomb-50000.png"), "image/png"),
+        Expect::Refused,
+    );
+
+    // An APNG whose acTL claims 10,000 frames and whose frames are missing.
+    let mut apng = png[..33].to_vec();
+    let mut actl = 10_000u32.to_be_bytes().to_vec();
+    actl.extend_from_slice(&0u32.to_be_bytes());
+    png_chunk(&mut apng, b"acTL", &actl);
+    apng.extend_from_slice(&png[33..]);
+    push(
+        cases,
+        "animated",
+        "apng claiming 10,000 frames, holding none",
+        apng,
+        Expect::SameAs("formats/coffee-rgba.png"),
+    );
+
+    push(
+        cases,
+        "container",
+        "avif header",
+        b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf".to_vec(),
+        Expect::Error,
+    );
 }

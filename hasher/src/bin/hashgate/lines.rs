@@ -50,6 +50,9 @@ pub struct HashLine<'a> {
     pub dihedral: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantHash>,
+    /// What a viewer sees where it differs (alpha, frames, SVG images).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<VariantHash>,
 }
 
 impl<'a> HashLine<'a> {
@@ -68,6 +71,7 @@ impl<'a> HashLine<'a> {
                 .as_ref()
                 .map(|all| all.iter().map(ToString::to_string).collect()),
             variants: h.variants.clone(),
+            views: h.views.clone(),
         }
     }
 }
@@ -153,6 +157,8 @@ pub fn hash_error_kind(error: &HashError) -> &'static str {
         HashError::Truncated(_) => "truncated",
         HashError::Malformed(_) => "malformed",
         HashError::MemoryLimit { .. } => "memory_limit",
+        HashError::UndecodableFormat(_) => "undecodable_format",
+        HashError::NoRaster => "no_raster",
         // `HashError` is non-exhaustive: a new cause is still a bad image.
         _ => "bad_image",
     }
