@@ -40,7 +40,7 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo +nightly install cargo-fuzz --locked || cargo +nightly install cargo-fuzz
 fi
 
-ALL_TARGETS=(hash_image hash_variants hash_list index_record index_resolve policy queue_event multipart multipart_reference)
+ALL_TARGETS=(hash_image hash_variants hash_list index_record index_resolve index_snapshot policy queue_event multipart multipart_reference)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 echo "==> building targets (nightly, address sanitizer)"
