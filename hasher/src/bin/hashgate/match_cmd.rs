@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use hashgate::index::layout::META_KEY;
 use hashgate::index::{Query, QueryPlan, TypedHash};
 use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
 use crate::index_store::RecordReader;
 use crate::lines::{print_lines, MatchLine, MatchOutput};
-use crate::matching::{MatchFlags, MatchSettings};
+use crate::matching::{check_lists, list_names, MatchFlags, MatchSettings};
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -90,12 +91,18 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
             QueryPlan::new(query).map_err(|e| e.to_string())
         })
         .collect();
-    let wanted: HashSet<&str> = plans
+    let mut wanted: HashSet<&str> = plans
         .iter()
         .flatten()
         .flat_map(|plan| plan.keys().iter().map(String::as_str))
         .collect();
+    // The meta record names the index's lists, to refuse unknown --lists.
+    wanted.insert(META_KEY);
     let values = read_values(&args.index, &wanted)?;
+    check_lists(
+        &settings.lists,
+        &list_names(values.get(META_KEY).map(String::as_str)),
+    )?;
 
     print_lines(
         queries

@@ -166,6 +166,51 @@ impl MatchSettings {
     }
 }
 
+/// `--lists` or `?lists=` names a list the index does not hold: an error,
+/// not a filter that silently matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown list{} {}: the index has {}",
+    if unknown.len() == 1 { "" } else { "s" },
+    quoted(unknown),
+    if known.is_empty() { "no lists".to_owned() } else { quoted(known) }
+)]
+pub struct UnknownLists {
+    pub unknown: Vec<String>,
+    pub known: Vec<String>,
+}
+
+fn quoted(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    quoted.join(", ")
+}
+
+/// The names of the lists an index holds, from its meta record (`None`
+/// when the index has none: then it holds no list).
+pub fn list_names(meta: Option<&str>) -> BTreeSet<String> {
+    meta.and_then(|meta| serde_json::from_str::<serde_json::Value>(meta).ok())
+        .and_then(|meta| {
+            let lists = meta.get("lists")?.as_object()?;
+            Some(lists.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Refuses a list filter naming any list outside `known`.
+pub fn check_lists(filter: &ListFilter, known: &BTreeSet<String>) -> Result<(), UnknownLists> {
+    let ListFilter::Only(names) = filter else {
+        return Ok(());
+    };
+    let unknown: Vec<String> = names.difference(known).cloned().collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(UnknownLists {
+        unknown,
+        known: known.iter().cloned().collect(),
+    })
+}
+
 /// Every record of a built index, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryIndex {
@@ -195,6 +240,11 @@ impl MemoryIndex {
         self.bytes
     }
 
+    /// The names of the lists this index holds.
+    pub fn list_names(&self) -> BTreeSet<String> {
+        list_names(self.get(hashgate::index::layout::META_KEY))
+    }
+
     /// The value stored at `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.records.get(key).map(String::as_str)
@@ -220,6 +270,26 @@ mod tests {
         let only = MatchSettings::list_filter(&["ncmec, iwf", "demo"]);
         let expected: BTreeSet<String> = ["ncmec", "iwf", "demo"].map(String::from).into();
         assert_eq!(only, ListFilter::Only(expected));
+    }
+
+    #[test]
+    fn unknown_lists_are_refused_naming_the_known_ones() {
+        let meta = r#"{"format":"hashgate-index","lists":{"demo":{"pdq":1},"iwf":{"md5":2}}}"#;
+        let known = list_names(Some(meta));
+        assert_eq!(known, ["demo", "iwf"].map(String::from).into());
+        assert!(check_lists(&ListFilter::All, &known).is_ok());
+        assert!(check_lists(&MatchSettings::list_filter(&["demo,iwf"]), &known).is_ok());
+        let error = check_lists(&MatchSettings::list_filter(&["demo,dmeo"]), &known).unwrap_err();
+        assert_eq!(error.unknown, ["dmeo"]);
+        assert_eq!(
+            error.to_string(),
+            r#"unknown list "dmeo": the index has "demo", "iwf""#
+        );
+        let none = check_lists(&MatchSettings::list_filter(&["a"]), &list_names(None));
+        assert_eq!(
+            none.unwrap_err().to_string(),
+            r#"unknown list "a": the index has no lists"#
+        );
     }
 
     #[test]

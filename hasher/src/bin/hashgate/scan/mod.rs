@@ -38,7 +38,7 @@ use hashgate::index::ListFilter;
 use serde::Serialize;
 
 use crate::lines::{HashLine, MatchLine};
-use crate::matching::{MatchFlags, MatchSettings, MemoryIndex};
+use crate::matching::{check_lists, MatchFlags, MatchSettings, MemoryIndex};
 use check::Outcome;
 use progress::{Counts, Progress, Summary};
 
@@ -133,6 +133,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings();
     let options = settings.hash_options();
     let index = Arc::new(MemoryIndex::load(&args.index)?);
+    check_lists(&settings.lists, &index.list_names())?;
     let (done_before, mut state) = match &args.resume {
         Some(path) => {
             let (done, writer) = state::open(path, &args.fingerprint(&settings))?;

@@ -31,7 +31,7 @@ use super::params::Params;
 use super::reload::IndexHolder;
 use crate::hash_cmd::hash_options;
 use crate::lines::{HashLine, MatchLine, MatchOutput};
-use crate::matching::MatchSettings;
+use crate::matching::{check_lists, MatchSettings};
 use hashgate::index::{TypedHash, MAX_PDQ_THRESHOLD};
 use hashgate::{hash_image, HashKind, HashOptions, ImageHashes};
 
@@ -281,6 +281,10 @@ impl App {
         settings.threshold = params.number("threshold", settings.threshold, MAX_PDQ_THRESHOLD)?;
         if let Some(lists) = params.get("lists") {
             settings.lists = MatchSettings::list_filter(&[lists]);
+            // Checked before any body is read; the index may still be
+            // swapped before the look-up, which checks again.
+            check_lists(&settings.lists, &self.index.current().index.list_names())
+                .map_err(|e| ApiError::unknown_list(e.to_string()))?;
         }
         Ok(settings)
     }
@@ -294,6 +298,15 @@ impl App {
         image: Option<&ImageHashes>,
     ) -> Result<Response<Body>, ApiError> {
         let index = self.index.current();
+        // The service's own --lists were checked at start; a reloaded index
+        // without one of them is the service's fault, not the client's.
+        check_lists(&query.lists, &index.index.list_names()).map_err(|e| {
+            if query.lists == self.config.matching.lists {
+                ApiError::internal(format!("the loaded index lacks a list of --lists: {e}"))
+            } else {
+                ApiError::unknown_list(e.to_string())
+            }
+        })?;
         let matches = index
             .index
             .find(query)

@@ -56,6 +56,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
     }
 
+    /// `lists` names a list the index does not hold.
+    pub fn unknown_list(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "unknown_list", message)
+    }
+
     pub fn bad_hash(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_hash", message)
     }

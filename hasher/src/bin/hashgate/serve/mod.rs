@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::matching::MatchFlags;
+use crate::matching::{check_lists, MatchFlags};
 use api::App;
 use config::ServeConfig;
 use metrics::Metrics;
@@ -118,6 +118,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.into_config()?;
     config.validate()?;
     let index = Arc::new(IndexHolder::load(&config.index_dir)?);
+    check_lists(&config.matching.lists, &index.current().index.list_names())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Hashing holds one blocking thread per worker; one more for reloads.
