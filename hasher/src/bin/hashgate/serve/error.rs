@@ -106,6 +106,16 @@ impl ApiError {
         )
     }
 
+    /// The bodies already held leave no room for this one in the budget
+    /// (`--max-buffered`).
+    pub fn over_budget() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many request body bytes in flight; retry later",
+        )
+    }
+
     /// The request's time ran out while the body was still arriving.
     pub fn body_timeout() -> Self {
         ApiError::new(

@@ -19,6 +19,7 @@
 mod api;
 mod config;
 mod error;
+mod memory;
 mod metrics;
 mod params;
 mod reload;
@@ -70,6 +71,10 @@ pub struct ServeArgs {
     /// Images hashed at once [default: number of cores].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Bytes of request bodies held at once (K, M, G suffixes); a body that
+    /// would go past it gets 503 with Retry-After. At least --max-body.
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = config::parse_size)]
+    max_buffered: usize,
     /// Requests admitted at once; further ones get 503 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_inflight: usize,
@@ -102,6 +107,7 @@ impl ServeArgs {
             config.token = Some(config::read_token_file(path)?);
         }
         config.max_body = self.max_body;
+        config.max_buffered = self.max_buffered;
         config.timeout = self.timeout;
         if let Some(workers) = self.workers {
             config.workers = workers;
@@ -117,6 +123,7 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.into_config()?;
     config.validate()?;
+    memory::tune_allocator();
     let index = Arc::new(IndexHolder::load(&config.index_dir)?);
     check_lists(&config.matching.lists, &index.current().index.list_names())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -156,15 +163,18 @@ async fn serve(config: ServeConfig, index: Arc<IndexHolder>) -> anyhow::Result<E
         }
     });
 
+    tokio::spawn(memory::release_when_idle(Arc::clone(&metrics)));
+
     let records = index.current().index.len();
     let app = Arc::new(App::new(config.clone(), index, metrics));
     eprintln!(
         "hashgate serve: listening on http://{local} (index {}: {records} records; {} workers, \
-         {} in flight at most, body limit {} bytes{})",
+         {} in flight at most, body limit {} bytes, {} bytes of bodies at once{})",
         config.index_dir.display(),
         config.workers,
         config.max_inflight,
         config.max_body,
+        config.max_buffered,
         if config.token.is_some() {
             ", bearer token required"
         } else {
