@@ -150,7 +150,7 @@ mod tests {
             ));
         });
         rx.recv_timeout(Duration::from_secs(10))
-            .expect("check returned instead of blocking")
+            .expect("check should answer within 10 s, not block")
     }
 
     #[test]
