@@ -51,7 +51,7 @@ struct LsbBits {
 impl LsbBits {
     fn put(&mut self, value: u32, count: usize) {
         for i in 0..count {
-            if self.used % 8 == 0 {
+            if self.used.is_multiple_of(8) {
                 self.bytes.push(0);
             }
             if value >> i & 1 == 1 {
