@@ -12,6 +12,7 @@ use hashgate::index::layout::META_KEY;
 use hashgate::index::{Query, QueryPlan, TypedHash};
 use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
+use crate::hash_cmd::read_input;
 use crate::index_store::RecordReader;
 use crate::lines::{print_lines, MatchLine, MatchOutput};
 use crate::matching::{check_lists, list_names, MatchFlags, MatchSettings};
@@ -59,8 +60,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut images: Vec<Option<ImageHashes>> = Vec::new();
     let options = settings.hash_options();
     for path in &args.files {
-        let hashes = std::fs::read(path)
-            .map_err(|e| format!("cannot read: {e}"))
+        let hashes = read_input(path, options.decode.limits.max_input_bytes)
             .and_then(|bytes| hash_image(&bytes, &options).map_err(|e| e.to_string()));
         let query = hashes
             .as_ref()
