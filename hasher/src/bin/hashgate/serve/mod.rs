@@ -72,9 +72,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Bytes of request bodies held at once (K, M, G suffixes); a body that
-    /// would go past it gets 503 with Retry-After. At least --max-body.
-    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = config::parse_size)]
-    max_buffered: usize,
+    /// would go past it gets 503 with Retry-After. At least --max-body
+    /// [default: 512M, or --max-body if larger].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    max_buffered: Option<usize>,
     /// Requests admitted at once; further ones get 503 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_inflight: usize,
@@ -107,7 +108,9 @@ impl ServeArgs {
             config.token = Some(config::read_token_file(path)?);
         }
         config.max_body = self.max_body;
-        config.max_buffered = self.max_buffered;
+        config.max_buffered = self
+            .max_buffered
+            .unwrap_or(config::DEFAULT_MAX_BUFFERED.max(self.max_body));
         config.timeout = self.timeout;
         if let Some(workers) = self.workers {
             config.workers = workers;
