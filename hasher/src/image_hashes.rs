@@ -149,11 +149,15 @@ fn hash_nested(
     let (width, height) = decoded.display_dimensions();
     let format = decoded.format;
     let full_scale = decoded.full_scale();
-    let kept = options.variants.any().then(|| decoded.luma.clone());
+    // The variants' own plane, at most MAX_VARIANT_PIXELS samples.
+    let kept = options
+        .variants
+        .any()
+        .then(|| variants::for_variants(&decoded.luma, full_scale));
     let views = decoded.views;
     let output = pdq::hash_luma_scaled(decoded.luma, Some(full_scale));
     let variants = match kept {
-        Some(luma) => variants::variant_hashes(&luma, full_scale, &output, options.variants),
+        Some((luma, scale)) => variants::variant_hashes(&luma, scale, &output, options.variants),
         None => Vec::new(),
     };
     let mut view_hashes = ViewHashes::new(output.hash);

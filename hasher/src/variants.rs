@@ -15,6 +15,12 @@
 //! Each extra hash is one more chance of a false match, so every one is
 //! labelled and a route can turn the groups off.
 //!
+//! Up to 15 more PDQ passes would make an image's cost grow with its size
+//! 16 times over, so they run on at most [`MAX_VARIANT_PIXELS`] of luma
+//! ([`for_variants`]): larger planes are first averaged over square blocks,
+//! and the hashes projected from those as the reduced decode path does.
+//! Their cost is then bounded whatever the image declares.
+//!
 //! Apart from these (a route's choice), what a viewer sees where it differs
 //! from the stored pixels is always hashed ([`crate::views`]): alpha over
 //! white and black, animation frames, the images in an SVG or an icon. Those are
@@ -120,6 +126,59 @@ pub struct VariantHash {
     pub variant: Variant,
     pub pdq: PdqHash,
     pub quality: u8,
+}
+
+/// Most luma samples the variants are computed from: 4 MP, what the
+/// decoders already give for most images at the default scale. Their
+/// working set is then at most three planes of this size (the plane, one
+/// turned or cropped copy, and its hash's rows): 48 MiB.
+pub const MAX_VARIANT_PIXELS: usize = 4 << 20;
+
+/// The luma plane to compute variants from, and its scale: `luma` itself
+/// (copied) when it has at most [`MAX_VARIANT_PIXELS`] samples, otherwise
+/// its means over square blocks of 2, 4, ... samples, the smallest that
+/// fits.
+pub fn for_variants(luma: &LumaImage, full: FullScale) -> (LumaImage, FullScale) {
+    let mut factor = 1;
+    while luma.width.div_ceil(factor) * luma.height.div_ceil(factor) > MAX_VARIANT_PIXELS {
+        factor *= 2;
+    }
+    if factor == 1 {
+        return (luma.clone(), full);
+    }
+    let reduced = block_means(luma, factor);
+    let scale = FullScale {
+        block: full.block * factor,
+        ..full
+    };
+    (reduced, scale)
+}
+
+/// Means of `factor` x `factor` blocks; the last row and column of blocks
+/// may be smaller, and are averaged over the samples they have.
+fn block_means(luma: &LumaImage, factor: usize) -> LumaImage {
+    let (width, height) = (luma.width, luma.height);
+    let (out_w, out_h) = (width.div_ceil(factor), height.div_ceil(factor));
+    let mut pixels = vec![0f32; out_w * out_h];
+    for (out_y, out_row) in pixels.chunks_exact_mut(out_w).enumerate() {
+        let rows = out_y * factor..((out_y + 1) * factor).min(height);
+        let block_h = rows.len();
+        for y in rows {
+            let row = &luma.pixels[y * width..(y + 1) * width];
+            for (sum, chunk) in out_row.iter_mut().zip(row.chunks(factor)) {
+                *sum += chunk.iter().sum::<f32>();
+            }
+        }
+        for (out_x, value) in out_row.iter_mut().enumerate() {
+            let block_w = ((out_x + 1) * factor).min(width) - out_x * factor;
+            *value /= (block_w * block_h) as f32;
+        }
+    }
+    LumaImage {
+        width: out_w,
+        height: out_h,
+        pixels,
+    }
 }
 
 /// Turns luma pixels by a dihedral transform.
@@ -308,6 +367,30 @@ mod tests {
             trimmed.pdq.distance(&listed)
         );
         assert!(primary.hash.distance(&listed) > trimmed.pdq.distance(&listed));
+    }
+
+    #[test]
+    fn variants_of_a_large_plane_come_from_at_most_the_cap_and_still_match() {
+        let image = scene(2600, 1700);
+        let (small, scale) = for_variants(&image, full(&image));
+        assert!(small.width * small.height <= MAX_VARIANT_PIXELS);
+        assert_eq!((small.width, small.height, scale.block), (1300, 850, 2));
+        let primary = pdq::hash_luma(image.clone());
+        let rotated = pdq::hash_luma(image.rotate90_cw()).hash;
+        let pixels_only = VariantOptions {
+            pixel_orientations: true,
+            ..VariantOptions::NONE
+        };
+        let variants = variant_hashes(&small, scale, &primary, pixels_only);
+        assert!(variants.len() >= 4, "{variants:?}");
+        let best = variants
+            .iter()
+            .map(|v| v.pdq.distance(&rotated))
+            .min()
+            .expect("pixel orientations");
+        assert!(best <= 8, "best pixel-orientation distance {best}");
+        let (same, same_scale) = for_variants(&small, scale);
+        assert_eq!((same.pixels, same_scale), (small.pixels, scale));
     }
 
     #[test]

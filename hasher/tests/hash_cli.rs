@@ -106,3 +106,44 @@ fn reads_standard_input_and_prints_dihedral_hashes() {
     assert_eq!(line["pdq"], case["pdq"]);
     assert_eq!(line["dihedral"], case["dihedral"]);
 }
+
+/// Peak resident memory of the children waited for so far, in bytes.
+fn children_max_rss() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    usage.ru_maxrss as u64 * 1024
+}
+
+#[test]
+fn an_input_over_the_limit_is_refused_without_being_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 2 GiB file that takes no disk: a PNG signature, then a hole.
+    let path = dir.path().join("huge.png");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
+    file.set_len(2 << 30).unwrap();
+    drop(file);
+    for command in [
+        vec!["hash", path.to_str().unwrap()],
+        vec!["match", "--index", "unused", path.to_str().unwrap()],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .args(&command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command:?}: {text}");
+        if command[0] == "hash" {
+            assert!(text.contains("over the limit"), "{text}");
+        }
+    }
+    // Both read at most the 64 MiB input limit, not 2 GiB.
+    let rss = children_max_rss();
+    assert!(rss < 160 << 20, "a child held {} MiB", rss >> 20);
+}

@@ -106,11 +106,19 @@ fn hash_and_match_answers_are_the_cli_output() {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.text(), String::from_utf8_lossy(&cli.stdout));
     }
-    // Lists filter: the demo entries are in list `demo` only.
-    let other = server
-        .get(&format!("/v1/match?pdq={CHELSEA_PDQ}&lists=ncmec"))
+    // Lists filter: the demo entries are in list `demo` only, and a list
+    // the index does not hold is refused rather than matching nothing.
+    let demo = server
+        .get(&format!("/v1/match?pdq={CHELSEA_PDQ}&lists=demo"))
         .json();
-    assert_eq!(other["matches"], serde_json::json!([]));
+    assert_eq!(demo["matches"][0]["list"], "demo");
+    let other = server.get(&format!("/v1/match?pdq={CHELSEA_PDQ}&lists=ncmec"));
+    other.assert_error(400, "unknown_list");
+    let message = other.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("\"demo\""), "{message}");
 
     let metrics = server.get("/metrics");
     assert!(metrics

@@ -215,6 +215,16 @@ fn decode_general(
             limit: limits.max_alloc,
         });
     }
+    // jpeg-decoder holds its component planes (about the output's size)
+    // beside the output, the coefficients of a progressive frame, then the
+    // luma plane and PDQ's copy of it.
+    let samples = (out_w * out_h) as u64;
+    limits.check_memory(
+        (needed as u64)
+            .saturating_mul(2)
+            .saturating_add(frame.full_resolution_bytes())
+            .saturating_add(Limits::luma_bytes(samples)),
+    )?;
     decoder.set_max_decoding_buffer_size(limits.max_alloc);
     let pixels = decoder.decode().map_err(map_error)?;
     if pixels.len() < needed {
@@ -269,6 +279,8 @@ fn decode_baseline_luma(
     if block == 1 {
         return None;
     }
+    let samples = u64::from(width.div_ceil(block)) * u64::from(height.div_ceil(block));
+    limits.check_memory(Limits::luma_bytes(samples)).ok()?;
     let luma = dct_luma::decode(bytes, &headers, block, limits.max_alloc).ok()?;
     let exif_orientation = if want_exif {
         headers

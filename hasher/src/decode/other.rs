@@ -95,6 +95,22 @@ pub fn decode(
             limit: limits.max_alloc,
         });
     }
+    // These formats are decoded in full anyway; averaging blocks only saves
+    // the luma buffer, so it is worth its few bits of drift only for large
+    // images.
+    let pixels = u64::from(width) * u64::from(height);
+    let block = if pixels > FULL_LUMA_MAX_PIXELS {
+        reduction.block_size(width, height)
+    } else {
+        1
+    };
+    limits.check_memory(held_bytes(
+        format,
+        decoder.total_bytes(),
+        decoder.color_type(),
+        pixels,
+        block,
+    ))?;
     let exif_orientation = if want_exif {
         decoder
             .orientation()
@@ -104,14 +120,6 @@ pub fn decode(
         None
     };
     let image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, limits))?;
-    // These formats are decoded in full anyway; averaging blocks only saves
-    // the luma buffer, so it is worth its few bits of drift only for large
-    // images.
-    let block = if u64::from(width) * u64::from(height) > FULL_LUMA_MAX_PIXELS {
-        reduction.block_size(width, height)
-    } else {
-        1
-    };
     let views = view::views_of(&image, None, reduction.block_size(width, height));
     let luma = to_luma(image, block as usize);
     Ok(DecodedImage {
@@ -123,6 +131,37 @@ pub fn decode(
         exif_orientation,
         views,
     })
+}
+
+/// The most bytes decoding and hashing hold at once on this path: the
+/// decoder's buffer (`decoded` bytes) and its own working buffer (WebP
+/// decodes into 4 bytes a pixel before converting, GIF composes a frame of
+/// up to 4 bytes a pixel onto its canvas: measured by `tests/bombs.rs`), a
+/// conversion to 8-bit RGB or grey when the decoder gives another layout
+/// ([`to_luma`]), and the luma plane of `block`-reduced samples with PDQ's
+/// working copy.
+fn held_bytes(
+    format: ImageFormat,
+    decoded: u64,
+    colour: image::ColorType,
+    pixels: u64,
+    block: u32,
+) -> u64 {
+    use image::ColorType;
+    let working = match format {
+        ImageFormat::WebP | ImageFormat::Gif => pixels.saturating_mul(4),
+        _ => 0,
+    };
+    let conversion = match colour {
+        ColorType::Rgb8 | ColorType::Rgba8 | ColorType::L8 | ColorType::La8 => 0,
+        other if other.has_color() => pixels.saturating_mul(3),
+        _ => pixels,
+    };
+    let samples = pixels.div_ceil(u64::from(block) * u64::from(block));
+    decoded
+        .saturating_add(working)
+        .saturating_add(conversion)
+        .saturating_add(Limits::luma_bytes(samples))
 }
 
 /// A PNG over [`FULL_LUMA_MAX_PIXELS`], read row by row into block means

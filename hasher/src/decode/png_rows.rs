@@ -88,6 +88,7 @@ pub fn decode(
             limit: limits.max_alloc,
         });
     }
+    limits.check_memory(Limits::luma_bytes((out_w * out_h) as u64))?;
 
     let mut pixels = Vec::with_capacity(out_w * out_h);
     // Per output column: sums of R, G and B (grey: all three the same).

@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::layout::{probe_radii, probe_values, CHUNKS};
-use super::query::{ListFilter, Match, MatchedBy, Query, QueryError};
+use super::query::{Match, MatchedBy, Query, QueryError};
 use super::record::Allowance;
 use super::snapshot::{Snapshot, SnapshotError};
 use super::{ListName, TypedHash, MAX_PDQ_THRESHOLD};
@@ -245,19 +245,6 @@ impl ResidentIndex {
                     matched_by,
                 });
             }
-        }
-    }
-
-    /// Names in `filter` that the index does not hold (an unknown list
-    /// would silently match nothing).
-    pub fn unknown_lists<'a>(&self, filter: &'a ListFilter) -> Vec<&'a str> {
-        match filter {
-            ListFilter::All => Vec::new(),
-            ListFilter::Only(names) => names
-                .iter()
-                .filter(|name| !self.lists().iter().any(|l| l == *name))
-                .map(String::as_str)
-                .collect(),
         }
     }
 }

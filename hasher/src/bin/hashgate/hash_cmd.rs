@@ -3,7 +3,7 @@
 //! exit status says something failed.
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -72,14 +72,31 @@ enum Line<'a> {
     Failed { file: &'a str, error: String },
 }
 
-fn read_input(path: &PathBuf) -> io::Result<Vec<u8>> {
+/// Reads one input (`-` for standard input), holding at most one byte more
+/// than `limit`: a larger input is refused by the hasher's input limit
+/// without being read whole. A file's size is checked before reading.
+pub fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    let cannot = |e: io::Error| format!("cannot read: {e}");
+    let mut bytes = Vec::new();
     if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        io::stdin().lock().read_to_end(&mut bytes)?;
-        Ok(bytes)
-    } else {
-        std::fs::read(path)
+        io::stdin()
+            .lock()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        return Ok(bytes);
     }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
+    if len > limit as u64 {
+        return Err(format!(
+            "input is {len} bytes, over the limit of {limit} bytes"
+        ));
+    }
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    Ok(bytes)
 }
 
 pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
@@ -89,7 +106,7 @@ pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
         .files
         .par_iter()
         .map(|path| {
-            let bytes = read_input(path).map_err(|e| format!("cannot read: {e}"))?;
+            let bytes = read_input(path, options.decode.limits.max_input_bytes)?;
             hash_image(&bytes, &options).map_err(|e| e.to_string())
         })
         .collect();

@@ -39,6 +39,9 @@ pub fn print_lines<T: Serialize>(
 #[derive(Debug, Serialize)]
 pub struct HashLine<'a> {
     pub file: &'a str,
+    /// The exact bytes of a file name that is not UTF-8 (`hashgate scan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_base64: Option<&'a str>,
     pub width: u32,
     pub height: u32,
     pub pdq: String,
@@ -59,6 +62,7 @@ impl<'a> HashLine<'a> {
     pub fn new(file: &'a str, h: &ImageHashes) -> Self {
         HashLine {
             file,
+            file_base64: None,
             width: h.width,
             height: h.height,
             pdq: h.pdq.to_string(),

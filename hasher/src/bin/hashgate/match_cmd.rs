@@ -9,8 +9,9 @@ use clap::Args;
 use hashgate::index::{Query, TypedHash};
 use hashgate::{hash_image, ImageHashes, Md5Digest, PdqHash, Sha1Digest, Sha256Digest, Vec72};
 
+use crate::hash_cmd::read_input;
 use crate::lines::{print_lines, MatchLine, MatchOutput};
-use crate::matching::{MatchFlags, MatchSettings, MemoryIndex};
+use crate::matching::{check_lists, MatchFlags, MatchSettings, MemoryIndex};
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
@@ -55,8 +56,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut images: Vec<Option<ImageHashes>> = Vec::new();
     let options = settings.hash_options();
     for path in &args.files {
-        let hashes = std::fs::read(path)
-            .map_err(|e| format!("cannot read: {e}"))
+        let hashes = read_input(path, options.decode.limits.max_input_bytes)
             .and_then(|bytes| hash_image(&bytes, &options).map_err(|e| e.to_string()));
         let query = hashes
             .as_ref()
@@ -81,9 +81,7 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let index = MemoryIndex::load(&args.index)?;
-    index
-        .check_lists(&settings.lists)
-        .map_err(anyhow::Error::msg)?;
+    check_lists(&settings.lists, &index.list_names())?;
     print_lines(queries.into_iter().enumerate().map(|(i, (name, query))| {
         let resolved = query.and_then(|query| index.find(&query));
         match resolved {

@@ -165,6 +165,40 @@ impl MatchSettings {
     }
 }
 
+/// `--lists` or `?lists=` names a list the index does not hold: an error,
+/// not a filter that silently matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown list{} {}: the index has {}",
+    if unknown.len() == 1 { "" } else { "s" },
+    quoted(unknown),
+    if known.is_empty() { "no lists".to_owned() } else { quoted(known) }
+)]
+pub struct UnknownLists {
+    pub unknown: Vec<String>,
+    pub known: Vec<String>,
+}
+
+fn quoted(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    quoted.join(", ")
+}
+
+/// Refuses a list filter naming any list outside `known`.
+pub fn check_lists(filter: &ListFilter, known: &BTreeSet<String>) -> Result<(), UnknownLists> {
+    let ListFilter::Only(names) = filter else {
+        return Ok(());
+    };
+    let unknown: Vec<String> = names.difference(known).cloned().collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(UnknownLists {
+        unknown,
+        known: known.iter().cloned().collect(),
+    })
+}
+
 /// A built index in memory: the directory's `index.snapshot`, verified by
 /// its checksum and held with its PDQ tables ([`ResidentIndex`]), about 80
 /// bytes per PDQ hash. The same form and the same matching code as the
@@ -217,22 +251,9 @@ impl MemoryIndex {
         self.index.as_ref().map_or(&[], |i| i.lists())
     }
 
-    /// Refuses a filter naming lists the index does not hold: a typo
-    /// would otherwise silently match nothing.
-    pub fn check_lists(&self, filter: &ListFilter) -> Result<(), String> {
-        let Some(index) = &self.index else {
-            return Ok(());
-        };
-        let unknown = index.unknown_lists(filter);
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "unknown list{} {}: the index has {}",
-            if unknown.len() == 1 { "" } else { "s" },
-            unknown.join(", "),
-            self.lists().join(", ")
-        ))
+    /// The names of the lists this index holds.
+    pub fn list_names(&self) -> BTreeSet<String> {
+        self.lists().iter().cloned().collect()
     }
 
     /// Every list entry `query` matches. An error means the query cannot
@@ -256,6 +277,24 @@ mod tests {
         let only = MatchSettings::list_filter(&["ncmec, iwf", "demo"]);
         let expected: BTreeSet<String> = ["ncmec", "iwf", "demo"].map(String::from).into();
         assert_eq!(only, ListFilter::Only(expected));
+    }
+
+    #[test]
+    fn unknown_lists_are_refused_naming_the_known_ones() {
+        let known: BTreeSet<String> = ["demo", "iwf"].map(String::from).into();
+        assert!(check_lists(&ListFilter::All, &known).is_ok());
+        assert!(check_lists(&MatchSettings::list_filter(&["demo,iwf"]), &known).is_ok());
+        let error = check_lists(&MatchSettings::list_filter(&["demo,dmeo"]), &known).unwrap_err();
+        assert_eq!(error.unknown, ["dmeo"]);
+        assert_eq!(
+            error.to_string(),
+            r#"unknown list "dmeo": the index has "demo", "iwf""#
+        );
+        let none = check_lists(&MatchSettings::list_filter(&["a"]), &BTreeSet::new());
+        assert_eq!(
+            none.unwrap_err().to_string(),
+            r#"unknown list "a": the index has no lists"#
+        );
     }
 
     #[test]

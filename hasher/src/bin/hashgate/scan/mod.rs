@@ -12,20 +12,27 @@
 //!    clean or skipped file, records finished files in the `--resume` state
 //!    ([`state`]), and draws the progress bar ([`progress`]).
 //!
+//! With `--resume` and `--out`, a scan killed at any point and run again
+//! ends with exactly one whole line per file: the state is written only
+//! after the lines it covers ([`state`]), and the output is repaired and
+//! read back on resume ([`output`]). Names that are not UTF-8 carry their
+//! exact bytes in `file_base64` ([`name`]).
+//!
 //! Lines come in the order files finish, not walk order. Exit status: 0
 //! when nothing matched, 1 when something did, 2 when the scan could not
 //! run; files that could not be checked are `error` lines and counted in the
 //! summary.
 
 mod check;
+mod name;
+mod output;
 mod progress;
 mod state;
 mod walk;
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -38,7 +45,7 @@ use hashgate::index::ListFilter;
 use serde::Serialize;
 
 use crate::lines::{HashLine, MatchLine};
-use crate::matching::{MatchFlags, MatchSettings, MemoryIndex};
+use crate::matching::{check_lists, MatchFlags, MatchSettings, MemoryIndex};
 use check::Outcome;
 use progress::{Counts, Progress, Summary};
 
@@ -53,7 +60,7 @@ pub struct ScanArgs {
     #[arg(long)]
     all: bool,
     /// Write the JSON lines to FILE instead of standard output (appended to
-    /// when resuming).
+    /// when resuming, after cutting a line a crash left torn).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Record finished files in STATE and skip the ones it lists, so an
@@ -90,10 +97,17 @@ enum ScanLine<'a> {
         image: HashLine<'a>,
     },
     /// Not an image (`--all` only).
-    Skipped { file: &'a str, reason: &'static str },
+    Skipped {
+        file: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_base64: Option<&'a str>,
+        reason: &'static str,
+    },
     /// Could not be checked.
     Error {
         file: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_base64: Option<&'a str>,
         kind: &'static str,
         error: &'a str,
     },
@@ -101,7 +115,7 @@ enum ScanLine<'a> {
 
 /// A checked file on its way to the writer.
 struct Checked {
-    file: String,
+    file: name::FileName,
     outcome: Outcome,
 }
 
@@ -133,10 +147,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings();
     let options = settings.hash_options();
     let index = Arc::new(MemoryIndex::load(&args.index)?);
-    index
-        .check_lists(&settings.lists)
-        .map_err(anyhow::Error::msg)?;
-    let (done_before, mut state) = match &args.resume {
+    check_lists(&settings.lists, &index.list_names())?;
+    let (mut done_before, mut state) = match &args.resume {
         Some(path) => {
             let (done, writer) = state::open(path, &args.fingerprint(&settings))?;
             (done, Some(writer))
@@ -144,10 +156,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         None => (HashSet::new(), None),
     };
     let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(io::BufWriter::new(open_output(
-            path,
-            args.resume.is_some(),
-        )?)),
+        Some(path) => {
+            let (file, written) = output::open(path, args.resume.is_some())?;
+            // Lines written after the state's last update count as done.
+            done_before.extend(written);
+            Box::new(io::BufWriter::new(file))
+        }
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     let jobs = args
@@ -174,7 +188,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         scope.spawn(move || {
             walk::walk(paths, args.follow_links, |item| {
                 let (walk::Found::File(path) | walk::Found::Failed(path, _)) = &item;
-                if !done_before.is_empty() && done_before.contains(&display(path)) {
+                if !done_before.is_empty() && done_before.contains(path) {
                     resumed.fetch_add(1, Ordering::Relaxed);
                     return true;
                 }
@@ -190,20 +204,21 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             let path_rx = Arc::clone(&path_rx);
             let done_tx = done_tx.clone();
             let (settings, options, index) = (&settings, &options, &index);
+            let follow_links = args.follow_links;
             scope.spawn(move || loop {
                 let next = path_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let checked = match next {
                     Err(_) => return,
                     Ok(walk::Found::Failed(path, error)) => Checked {
-                        file: display(&path),
+                        file: name::FileName::new(path),
                         outcome: Outcome::Failed {
                             kind: "unreadable",
                             error,
                         },
                     },
                     Ok(walk::Found::File(path)) => Checked {
-                        outcome: check::check(&path, settings, options, index),
-                        file: display(&path),
+                        outcome: check::check(&path, follow_links, settings, options, index),
+                        file: name::FileName::new(path),
                     },
                 };
                 if done_tx.send(checked).is_err() {
@@ -252,24 +267,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The `--out` file: appended to when resuming, replaced otherwise.
-fn open_output(path: &Path, append: bool) -> anyhow::Result<std::fs::File> {
-    let mut options = OpenOptions::new();
-    options.create(true);
-    if append {
-        options.append(true);
-    } else {
-        options.write(true).truncate(true);
-    }
-    options
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))
-}
-
-fn display(path: &Path) -> String {
-    path.display().to_string()
-}
-
 /// Stage 3: writes each checked file's line, then records it as finished.
 fn write_results(
     results: &mpsc::Receiver<Checked>,
@@ -295,9 +292,10 @@ fn write_results(
                     // Scan lines carry the image's own hashes, not its
                     // whole query set.
                     let image = HashLine {
+                        file_base64: file.base64.as_deref(),
                         dihedral: None,
                         variants: Vec::new(),
-                        ..HashLine::new(&file, hashes)
+                        ..HashLine::new(&file.text, hashes)
                     };
                     if matches.is_empty() {
                         args.all.then_some(ScanLine::Clean { image })
@@ -310,14 +308,16 @@ fn write_results(
                 Outcome::NotImage => {
                     counts.not_images += 1;
                     args.all.then_some(ScanLine::Skipped {
-                        file: &file,
+                        file: &file.text,
+                        file_base64: file.base64.as_deref(),
                         reason: "not an image",
                     })
                 }
                 Outcome::Failed { kind, error } => {
                     counts.errors += 1;
                     Some(ScanLine::Error {
-                        file: &file,
+                        file: &file.text,
+                        file_base64: file.base64.as_deref(),
                         kind,
                         error,
                     })
@@ -328,7 +328,7 @@ fn write_results(
                 out.write_all(b"\n").context("writing output")?;
             }
             if let Some(state) = state.as_deref_mut() {
-                state.record(&file)?;
+                state.record(&file.path)?;
             }
             unflushed = true;
         }

@@ -6,7 +6,9 @@
 //!    `/healthz` is exempt so load balancers can probe it;
 //! 3. **admit**: take one of `max_inflight` slots without waiting (503 with
 //!    `Retry-After` when none is free); the slot is held to the answer;
-//! 4. **read body** under the size cap (413) and the request deadline (408);
+//! 4. **read body** under the size cap (413), the byte budget (503 with
+//!    `Retry-After` when the bodies held would go past `max_buffered`; see
+//!    [`super::memory`]) and the request deadline (408);
 //! 5. **hash** on one of `workers` blocking threads, waiting for a free one
 //!    only until the deadline (503);
 //! 6. **look up** in the current index snapshot (for `/v1/match`);
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -26,12 +28,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::ServeConfig;
 use super::error::ApiError;
+use super::memory::{BodyBudget, Reserved};
 use super::metrics::Metrics;
 use super::params::Params;
 use super::reload::IndexHolder;
 use crate::hash_cmd::hash_options;
 use crate::lines::{HashLine, MatchLine, MatchOutput};
-use crate::matching::MatchSettings;
+use crate::matching::{check_lists, MatchSettings};
 use hashgate::index::{TypedHash, MAX_PDQ_THRESHOLD};
 use hashgate::{hash_image, HashKind, HashOptions, ImageHashes};
 
@@ -51,6 +54,14 @@ pub struct App {
     admission: Arc<Semaphore>,
     /// Images hashed at once (phase 5).
     workers: Arc<Semaphore>,
+    /// Bytes of bodies held at once (phase 4).
+    budget: BodyBudget,
+}
+
+/// A request body, and its bytes' share of the budget: freed together.
+pub struct HeldBody {
+    bytes: Vec<u8>,
+    _reserved: Reserved,
 }
 
 /// An admission slot; counted in the in-flight gauge while held.
@@ -99,6 +110,7 @@ impl App {
         App {
             admission: Arc::new(Semaphore::new(config.max_inflight)),
             workers: Arc::new(Semaphore::new(config.workers)),
+            budget: BodyBudget::new(config.max_buffered),
             config,
             index,
             metrics,
@@ -192,12 +204,13 @@ impl App {
         })
     }
 
-    /// Phase 4: the whole body, under the size cap and the deadline.
+    /// Phase 4: the whole body, under the size cap, the byte budget and
+    /// the deadline, into one buffer.
     async fn read_body(
         &self,
         request: Request<Incoming>,
         deadline: Instant,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<HeldBody, ApiError> {
         let limit = self.config.max_body;
         let declared = request
             .headers()
@@ -207,25 +220,57 @@ impl App {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(ApiError::body_too_large(limit));
         }
-        let body = Limited::new(request.into_body(), limit);
-        match tokio::time::timeout_at(deadline.into(), body.collect()).await {
-            Err(_) => Err(ApiError::body_timeout()),
-            Ok(Err(error)) if error.is::<LengthLimitError>() => {
-                Err(ApiError::body_too_large(limit))
+        // Take a declared length from the budget before reading a byte.
+        let declared = declared.map_or(0, |len| len as usize);
+        let mut reserved = BodyBudget::empty();
+        if !self.budget.grow(&mut reserved, declared) {
+            return Err(ApiError::over_budget());
+        }
+        let mut bytes: Vec<u8> = Vec::with_capacity(declared);
+        let mut body = request.into_body();
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|error| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_body",
+                        format!("reading the request body: {error}"),
+                    )
+                })?;
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers
+                };
+                let len = bytes.len() + data.len();
+                if len > limit {
+                    return Err(ApiError::body_too_large(limit));
+                }
+                if len > bytes.capacity() {
+                    // A body without a length grows by doubling, each step
+                    // taken from the budget first.
+                    let want = (bytes.capacity() * 2).max(len).min(limit);
+                    if !self.budget.grow(&mut reserved, want) {
+                        return Err(ApiError::over_budget());
+                    }
+                    bytes.reserve_exact(want - bytes.len());
+                }
+                bytes.extend_from_slice(&data);
             }
-            Ok(Err(error)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("reading the request body: {error}"),
-            )),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(())
+        };
+        match tokio::time::timeout_at(deadline.into(), read).await {
+            Err(_) => Err(ApiError::body_timeout()),
+            Ok(Err(error)) => Err(error),
+            Ok(Ok(())) => Ok(HeldBody {
+                bytes,
+                _reserved: reserved,
+            }),
         }
     }
 
     /// Phase 5: hash on a worker thread, waiting for one until the deadline.
     async fn hash_bytes(
         &self,
-        bytes: Bytes,
+        body: HeldBody,
         mut options: HashOptions,
         deadline: Instant,
     ) -> Result<ImageHashes, ApiError> {
@@ -241,8 +286,11 @@ impl App {
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let start = Instant::now();
-                let result = hash_image(&bytes, &options);
+                let result = hash_image(&body.bytes, &options);
                 metrics.hashed(start.elapsed());
+                // The body and its share of the budget go here, on the
+                // worker, even when the request has timed out.
+                drop(body);
                 result
             })
             .await
@@ -281,6 +329,10 @@ impl App {
         settings.threshold = params.number("threshold", settings.threshold, MAX_PDQ_THRESHOLD)?;
         if let Some(lists) = params.get("lists") {
             settings.lists = MatchSettings::list_filter(&[lists]);
+            // Checked before any body is read; the index may still be
+            // swapped before the look-up, which checks again.
+            check_lists(&settings.lists, &self.index.current().index.list_names())
+                .map_err(|e| ApiError::unknown_list(e.to_string()))?;
         }
         Ok(settings)
     }
@@ -294,6 +346,15 @@ impl App {
         image: Option<&ImageHashes>,
     ) -> Result<Response<Body>, ApiError> {
         let index = self.index.current();
+        // The service's own --lists were checked at start; a reloaded index
+        // without one of them is the service's fault, not the client's.
+        check_lists(&query.lists, &index.index.list_names()).map_err(|e| {
+            if query.lists == self.config.matching.lists {
+                ApiError::internal(format!("the loaded index lacks a list of --lists: {e}"))
+            } else {
+                ApiError::unknown_list(e.to_string())
+            }
+        })?;
         let matches = index
             .index
             .find(query)

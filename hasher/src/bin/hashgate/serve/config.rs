@@ -3,12 +3,13 @@
 //! [`ServeConfig::validate`] before anything is bound or loaded.
 //!
 //! The limits are what keeps one service up under bad or heavy traffic:
-//! memory is bounded by `max_inflight * max_body` plus `workers` decodes
-//! plus [`CONNECTION_BUFFER`] per open connection, CPU by `workers`, and
-//! the number of open sockets by `max_connections`.
-//! Nothing waits in an unbounded queue: past `max_inflight` a request is
-//! answered 503 at once, past `max_connections` new connections wait in the
-//! kernel's accept backlog.
+//! memory is bounded by `max_buffered` (request bodies) plus `workers`
+//! times the hasher's `max_memory` (decoding and hashing) plus
+//! [`CONNECTION_BUFFER`] per open connection, CPU by `workers`, and the
+//! number of open sockets by `max_connections`.
+//! Nothing waits in an unbounded queue: past `max_inflight` requests or
+//! `max_buffered` bytes a request is answered 503 at once, past
+//! `max_connections` new connections wait in the kernel's accept backlog.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY: usize = 32 << 20;
 /// Largest body that can be configured.
 pub const MAX_MAX_BODY: usize = 1 << 30;
+/// Bytes of request bodies held at once by default: 512 MiB, sixteen
+/// bodies of the default largest size.
+pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
 /// What one connection may buffer of what it reads: a request head must
 /// fit (a longer one gets 431), and body bytes pass through in pieces of at
 /// most about this size. Without it hyper buffers up to about 400 KiB per
@@ -48,6 +52,9 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Largest request body in bytes; larger ones get 413 without being read.
     pub max_body: usize,
+    /// Bytes of request bodies held at once (at least `max_body`); a body
+    /// that would go past it gets 503.
+    pub max_buffered: usize,
     /// Time from a request's start to its answer. Reading the body past it
     /// gives 408, hashing past it 503.
     pub timeout: Duration,
@@ -74,6 +81,7 @@ impl ServeConfig {
             matching: MatchSettings::default(),
             token: None,
             max_body: DEFAULT_MAX_BODY,
+            max_buffered: DEFAULT_MAX_BUFFERED,
             timeout: Duration::from_secs(30),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_inflight: 64,
@@ -102,6 +110,13 @@ impl ServeConfig {
         }
         if self.max_body == 0 || self.max_body > MAX_MAX_BODY {
             bail!("--max-body must be between 1 byte and {MAX_MAX_BODY} bytes");
+        }
+        if self.max_buffered < self.max_body {
+            bail!(
+                "--max-buffered ({}) must be at least --max-body ({})",
+                self.max_buffered,
+                self.max_body
+            );
         }
         if self.timeout.is_zero() {
             bail!("--timeout must be above zero");
@@ -260,9 +275,13 @@ mod tests {
         c.token = Some("has space".into());
         assert!(c.validate().is_err());
 
-        let cases: [fn(&mut ServeConfig); 7] = [
+        let cases: [fn(&mut ServeConfig); 8] = [
             |c| c.max_body = 0,
-            |c| c.max_body = MAX_MAX_BODY + 1,
+            |c| c.max_buffered = c.max_body - 1,
+            |c| {
+                c.max_body = MAX_MAX_BODY + 1;
+                c.max_buffered = usize::MAX;
+            },
             |c| c.timeout = Duration::ZERO,
             |c| c.workers = 0,
             |c| c.max_inflight = 0,

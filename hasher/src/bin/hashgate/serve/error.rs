@@ -56,6 +56,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
     }
 
+    /// `lists` names a list the index does not hold.
+    pub fn unknown_list(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "unknown_list", message)
+    }
+
     pub fn bad_hash(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_hash", message)
     }
@@ -98,6 +103,16 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
             "too many requests in flight; retry later",
+        )
+    }
+
+    /// The bodies already held leave no room for this one in the budget
+    /// (`--max-buffered`).
+    pub fn over_budget() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many request body bytes in flight; retry later",
         )
     }
 

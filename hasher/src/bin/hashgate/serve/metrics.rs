@@ -28,6 +28,7 @@ pub struct Metrics {
     images_matched: AtomicU64,
     hash: Histogram,
     inflight: AtomicI64,
+    admitted: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -85,7 +86,20 @@ impl Metrics {
 
     /// A request was admitted (`+1`) or finished (`-1`).
     pub fn inflight(&self, delta: i64) {
+        if delta > 0 {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+        }
         self.inflight.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Requests in flight now.
+    pub fn inflight_now(&self) -> i64 {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// Requests admitted since the start.
+    pub fn requests_handled(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
     }
 
     /// An index reload finished.

@@ -19,6 +19,7 @@
 mod api;
 mod config;
 mod error;
+mod memory;
 mod metrics;
 mod params;
 mod reload;
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::matching::MatchFlags;
+use crate::matching::{check_lists, MatchFlags};
 use api::App;
 use config::ServeConfig;
 use metrics::Metrics;
@@ -70,6 +71,11 @@ pub struct ServeArgs {
     /// Images hashed at once [default: number of cores].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Bytes of request bodies held at once (K, M, G suffixes); a body that
+    /// would go past it gets 503 with Retry-After. At least --max-body
+    /// [default: 512M, or --max-body if larger].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    max_buffered: Option<usize>,
     /// Requests admitted at once; further ones get 503 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_inflight: usize,
@@ -102,6 +108,9 @@ impl ServeArgs {
             config.token = Some(config::read_token_file(path)?);
         }
         config.max_body = self.max_body;
+        config.max_buffered = self
+            .max_buffered
+            .unwrap_or(config::DEFAULT_MAX_BUFFERED.max(self.max_body));
         config.timeout = self.timeout;
         if let Some(workers) = self.workers {
             config.workers = workers;
@@ -117,7 +126,9 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.into_config()?;
     config.validate()?;
+    memory::tune_allocator();
     let index = Arc::new(IndexHolder::load(&config.index_dir)?);
+    check_lists(&config.matching.lists, &index.current().index.list_names())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Hashing holds one blocking thread per worker; one more for reloads.
@@ -155,15 +166,18 @@ async fn serve(config: ServeConfig, index: Arc<IndexHolder>) -> anyhow::Result<E
         }
     });
 
+    tokio::spawn(memory::release_when_idle(Arc::clone(&metrics)));
+
     let records = index.current().index.len();
     let app = Arc::new(App::new(config.clone(), index, metrics));
     eprintln!(
         "hashgate serve: listening on http://{local} (index {}: {records} records; {} workers, \
-         {} in flight at most, body limit {} bytes{})",
+         {} in flight at most, body limit {} bytes, {} bytes of bodies at once{})",
         config.index_dir.display(),
         config.workers,
         config.max_inflight,
         config.max_body,
+        config.max_buffered,
         if config.token.is_some() {
             ", bearer token required"
         } else {
