@@ -120,7 +120,7 @@ pub fn encode(
         by_kind[kind_slot(entry.0.kind())].push(entry);
     }
     for section in &mut by_kind {
-        section.sort_by(|a, b| a.0.cmp(&b.0));
+        section.sort_by_key(|entry| entry.0);
     }
 
     let mut out = Vec::with_capacity(64 + entries.len() * 40);

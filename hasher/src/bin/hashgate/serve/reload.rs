@@ -63,7 +63,7 @@ pub struct LoadedIndex {
 /// What one attempt to read the index gave.
 #[derive(Debug)]
 enum LoadOutcome {
-    Loaded(LoadedIndex),
+    Loaded(Box<LoadedIndex>),
     /// The file changed while it was read: try again once it settles.
     Moving,
     /// The file (at `stamp`) cannot be loaded.
@@ -103,12 +103,12 @@ impl LoadedIndex {
             _ => return LoadOutcome::Moving,
         }
         let distinct = index.counts();
-        LoadOutcome::Loaded(LoadedIndex {
+        LoadOutcome::Loaded(Box::new(LoadedIndex {
             index,
             distinct,
             stamp: Some(before),
             loaded_at: SystemTime::now(),
-        })
+        }))
     }
 
     /// When this version was read, in seconds since 1970.
@@ -146,7 +146,7 @@ impl IndexHolder {
                 LoadOutcome::Loaded(loaded) => {
                     return Ok(IndexHolder {
                         dir: dir.to_owned(),
-                        current: RwLock::new(Arc::new(loaded)),
+                        current: RwLock::new(Arc::new(*loaded)),
                     })
                 }
                 LoadOutcome::Moving => std::thread::sleep(Duration::from_millis(100)),
@@ -230,11 +230,11 @@ pub async fn watch(
         match result {
             Ok(LoadOutcome::Loaded(loaded)) => {
                 eprintln!(
-                    "hashgate serve: index reloaded ({trigger:?}): {} records",
+                    "hashgate serve: index reloaded ({trigger:?}): {} hashes",
                     loaded.index.len()
                 );
                 failed = None;
-                holder.replace(loaded);
+                holder.replace(*loaded);
                 metrics.reloaded(true);
             }
             Ok(LoadOutcome::Moving) => {
