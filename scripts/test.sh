@@ -2,12 +2,14 @@
 # Every test hashgate has, in one command (the README's test command, and
 # what CI runs):
 #   1. install what is missing (scripts/setup.sh; fast when warm);
-#   2. native Rust tests of the whole workspace (hasher, index, CLI, worker's
+#   2. lints: rustfmt and clippy with warnings as errors (the worker's
+#      deny(clippy::unwrap_used) holds only if clippy runs);
+#   3. native Rust tests of the whole workspace (hasher, index, CLI, worker's
 #      pure modules), including agreement with Meta's PDQ regression data
 #      when ../shared/pdq-regression is present;
-#   3. the hasher's fixture and malformed-image tests compiled to wasm32 and run under node
+#   4. the hasher's fixture and malformed-image tests compiled to wasm32 and run under node
 #      (wasm-bindgen-test), so the hasher is checked where the worker runs it;
-#   4. end-to-end tests: the built worker in workerd (Miniflare) with local
+#   5. end-to-end tests: the built worker in workerd (Miniflare) with local
 #      KV and queues, in front of a real origin on 127.0.0.1.
 # Works from any directory; exits non-zero on the first failure.
 set -euo pipefail
@@ -20,6 +22,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
 bash scripts/setup.sh
+
+step "lints (cargo fmt --check, clippy -D warnings, natively and for the worker's wasm)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p hashgate-worker --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "native tests (cargo test --workspace)"
 cargo test --workspace --locked
