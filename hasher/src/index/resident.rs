@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::layout::{probe_radii, probe_values, CHUNKS};
 use super::query::{Match, MatchedBy, Query, QueryError};
 use super::record::Allowance;
-use super::snapshot::{Snapshot, SnapshotError};
+use super::snapshot::{hash_bytes, Snapshot, SnapshotError};
 use super::{ListName, TypedHash, MAX_PDQ_THRESHOLD};
 use crate::hashes::{HashKind, PdqHash};
 
@@ -133,7 +133,7 @@ impl ResidentIndex {
             let hash = TypedHash::from(*digest);
             allow(&hash);
             let kind = hash.kind();
-            if let Some(row) = self.snapshot.find(kind, hash_slice(&hash)) {
+            if let Some(row) = self.snapshot.find(kind, hash_bytes(&hash)) {
                 self.add_row(
                     &mut found,
                     query,
@@ -286,14 +286,4 @@ fn distance(stored: &[u8], wanted: &[u64; 4]) -> u32 {
         total += (u64::from_le_bytes(b) ^ want).count_ones();
     }
     total
-}
-
-fn hash_slice(hash: &TypedHash) -> &[u8] {
-    match hash {
-        TypedHash::Pdq(h) => &h.0,
-        TypedHash::Md5(h) => &h.0,
-        TypedHash::Sha1(h) => &h.0,
-        TypedHash::Sha256(h) => &h.0,
-        TypedHash::Vec72(h) => &h.0,
-    }
 }

@@ -198,7 +198,8 @@ fn put_u32(out: &mut Vec<u8>, value: usize, what: &'static str) -> Result<(), Sn
     Ok(())
 }
 
-fn hash_bytes(hash: &TypedHash) -> &[u8] {
+/// A hash's bytes as stored (its kind's width).
+pub(crate) fn hash_bytes(hash: &TypedHash) -> &[u8] {
     match hash {
         TypedHash::Pdq(h) => &h.0,
         TypedHash::Md5(h) => &h.0,
