@@ -328,6 +328,23 @@ impl Scope {
         Ok(checked)
     }
 
+    /// How a response body (or the whole object behind a 206) is read.
+    fn response_plan<'a>(
+        &self,
+        inspect: Inspect,
+        headers: &web_sys::Headers,
+        codings: &'a [encoding::Coding],
+    ) -> ReadPlan<'a> {
+        ReadPlan {
+            inspect,
+            declared: content_length(headers),
+            exact: length_is_exact(headers),
+            cap: self.route.max_bytes,
+            codings,
+            worth_reading: body::is_image,
+        }
+    }
+
     /// Phases whole -> inspect -> read -> check -> respond for a response.
     async fn check_response(
         &self,
@@ -367,14 +384,7 @@ impl Scope {
         let mut held = Reservation::new(self.config.policy.memory);
         let read = body::read(
             probe.body(),
-            ReadPlan {
-                inspect,
-                declared: content_length(&headers),
-                exact: length_is_exact(&headers),
-                cap: self.route.max_bytes,
-                codings: &codings,
-                worth_reading: body::is_image,
-            },
+            self.response_plan(inspect, &headers, &codings),
             &mut held,
         )
         .await;
@@ -458,14 +468,7 @@ impl Scope {
         let mut held = Reservation::new(self.config.policy.memory);
         let read = body::read(
             whole.body(),
-            ReadPlan {
-                inspect,
-                declared: content_length(&headers),
-                exact: length_is_exact(&headers),
-                cap: self.route.max_bytes,
-                codings: &codings,
-                worth_reading: body::is_image,
-            },
+            self.response_plan(inspect, &headers, &codings),
             &mut held,
         )
         .await;

@@ -337,15 +337,30 @@ impl QueryPlan {
             }
         }
 
-        let mut matches: Vec<Match> = found
-            .into_values()
-            .filter(|m| !allowed_everywhere && !allowed_lists.contains(&m.list))
-            .collect();
-        matches.sort_by(|a, b| {
-            (a.distance, &a.list, a.kind, a.hash).cmp(&(b.distance, &b.list, b.kind, b.hash))
-        });
-        Ok(matches)
+        Ok(finish(
+            found.into_values(),
+            allowed_everywhere,
+            &allowed_lists,
+        ))
     }
+}
+
+/// The last step of every look-up, whatever the layout: drops matches from
+/// lists the query's own hashes are allowlisted for, and orders the rest
+/// closest first (then by list, kind and hash, so answers are stable).
+pub(crate) fn finish(
+    found: impl IntoIterator<Item = Match>,
+    allowed_everywhere: bool,
+    allowed_lists: &BTreeSet<ListName>,
+) -> Vec<Match> {
+    let mut matches: Vec<Match> = found
+        .into_iter()
+        .filter(|m| !allowed_everywhere && !allowed_lists.contains(&m.list))
+        .collect();
+    matches.sort_by(|a, b| {
+        (a.distance, &a.list, a.kind, a.hash).cmp(&(b.distance, &b.list, b.kind, b.hash))
+    });
+    matches
 }
 
 /// Checks every row of one bucket against one query hash. The chunk's own

@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::layout::{probe_radii, probe_values, CHUNKS};
-use super::query::{Match, MatchedBy, Query, QueryError};
+use super::query::{finish, Match, MatchedBy, Query, QueryError};
 use super::record::Allowance;
 use super::snapshot::{hash_bytes, Snapshot, SnapshotError};
 use super::{ListName, TypedHash, MAX_PDQ_THRESHOLD};
@@ -174,15 +174,11 @@ impl ResidentIndex {
             }
         }
 
-        let mut matches: Vec<Match> = found
-            .0
-            .into_values()
-            .filter(|m| !allowed_everywhere && !allowed_lists.contains(&m.list))
-            .collect();
-        matches.sort_by(|a, b| {
-            (a.distance, &a.list, a.kind, a.hash).cmp(&(b.distance, &b.list, b.kind, b.hash))
-        });
-        Ok(matches)
+        Ok(finish(
+            found.0.into_values(),
+            allowed_everywhere,
+            &allowed_lists,
+        ))
     }
 
     fn find_pdq(&self, found: &mut Found, query: &Query, index: usize, hash: &PdqHash) {
