@@ -95,7 +95,7 @@ def main():
     args = parser.parse_args()
 
     binary = ROOT / "target" / "release" / "hashgate"
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "hashgate"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "hashgate-cli"], cwd=ROOT, check=True)
     pool = hashes(args.n, args.n)
     qs = queries(pool, args.queries, args.threshold, 7)
 

@@ -5,7 +5,7 @@
    variations (crop, mirror, rotation, brightness, noise, JPEG quality), under
    target/bench-service/ (not committed; reused when present).
 2. Scan throughput in images/s: `hashgate scan` (default query set, and
-   --no-variants) against the reference pipeline (PIL decode + `pdqhash`)
+   --variants own) against the reference pipeline (PIL decode + `pdqhash`)
    run by Python multiprocessing with 2 processes over the same files. Each
    pipeline runs once to warm the page cache, then REPEATS times,
    interleaved with the others so load from elsewhere hits all alike; the
@@ -235,7 +235,7 @@ def main():
     pipelines = [
         ("reference: PIL full decode + pdqhash, 2 processes", lambda: time_reference(files, 2)),
         ("hashgate scan (default query set: variants)", lambda: time_scan(index, folder, [])),
-        ("hashgate scan --no-variants", lambda: time_scan(index, folder, ["--no-variants"])),
+        ("hashgate scan --variants own", lambda: time_scan(index, folder, ["--variants", "own"])),
     ]
     for _, run in pipelines:
         run()  # warm the page cache and the binary

@@ -14,7 +14,7 @@ cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo build --release --quiet -p hashgate --example malformed_report
-cargo build --release --quiet -p hashgate --no-default-features --example malformed_report --target wasm32-wasip1
+cargo build --release --quiet -p hashgate --example malformed_report --target wasm32-wasip1
 
 echo "== native ($(uname -m))"
 taskset -c 0 target/release/examples/malformed_report "$@"

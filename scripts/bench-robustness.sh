@@ -6,5 +6,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 python3 -c "import skimage" 2>/dev/null || python3 -m pip install --quiet scikit-image
-cargo build --release --quiet -p hashgate
+cargo build --release --quiet -p hashgate-cli
 exec python3 bench/robustness.py "$@"

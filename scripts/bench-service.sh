@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --quiet -p hashgate --bin hashgate
+cargo build --release --quiet -p hashgate-cli
 # numpy/PIL threads off: each reference process uses one core, as each of
 # hashgate's workers does.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1

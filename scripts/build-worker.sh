@@ -15,8 +15,8 @@
 # Any of them may be overridden from the environment.
 #
 # Up-to-date check: the build is skipped when worker/build/ was made from the
-# same inputs (library sources and manifests of worker/ and hasher/ -- not
-# the CLI in hasher/src/bin --, Cargo.lock, the toolchain file, the
+# same inputs (sources and manifests of worker/ and hasher/, Cargo.lock,
+# the toolchain file, the
 # arguments); `wrangler dev` runs this script twice on start and on every
 # change in its watch_dir, and the tests and demo run it every time.
 # FORCE_BUILD=1 rebuilds.
@@ -50,7 +50,7 @@ stamp="$out/.inputs.sha256"
 inputs="$(
   cd "$ROOT"
   {
-    find worker/src hasher/src -path hasher/src/bin -prune -o -type f -name '*.rs' -print0 | sort -z | xargs -0 sha256sum
+    find worker/src hasher/src -type f -name '*.rs' -print0 | sort -z | xargs -0 sha256sum
     sha256sum Cargo.toml Cargo.lock worker/Cargo.toml hasher/Cargo.toml rust-toolchain.toml .cargo/config.toml 2>/dev/null || true
     echo "args: $*"
   } | sha256sum | cut -d' ' -f1

@@ -63,7 +63,7 @@ bash scripts/build-worker.sh
 
 say "building the demo index from fixtures/lists/demo.csv"
 mkdir -p "$OUT"
-cargo run --release --quiet -p hashgate -- index build --list demo=fixtures/lists/demo.csv --out "$OUT/index" \
+cargo run --release --quiet -p hashgate-cli -- index build --list demo=fixtures/lists/demo.csv --out "$OUT/index" \
   > "$OUT/index-build.txt"
 
 mkdir -p "$OUT"

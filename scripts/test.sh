@@ -33,7 +33,7 @@ cargo test --workspace --locked
 
 step "wasm tests (hasher fixtures and malformed images under node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test --locked -p hashgate --no-default-features --target wasm32-unknown-unknown --test fixtures --test malformed
+  cargo test --locked -p hashgate --target wasm32-unknown-unknown --test fixtures --test malformed
 
 step "end-to-end tests (worker in workerd via Miniflare)"
 bash scripts/test-e2e.sh

@@ -101,7 +101,7 @@ describe("verdict memory", () => {
     assert.equal(verdict(coffee), "clean");
     await coffee.arrayBuffer();
     const { pdq } = JSON.parse(
-      (await promisify(execFile)("cargo", ["run", "--release", "--quiet", "-p", "hashgate", "--", "hash", path.join(FIXTURES_DIR, "photos/coffee.jpg")], { cwd: REPO_ROOT })).stdout,
+      (await promisify(execFile)("cargo", ["run", "--release", "--quiet", "-p", "hashgate-cli", "--", "hash", path.join(FIXTURES_DIR, "photos/coffee.jpg")], { cwd: REPO_ROOT })).stdout,
     );
     const demoLines = (await readFile(DEMO_LIST, "utf8")).split("\n").filter((l) => l && !l.startsWith("#"));
     await w.loadIndex(await buildIndex("cache-next", { demo: [...demoLines, `pdq,${pdq},coffee-now-listed`] }));

@@ -112,7 +112,7 @@ describe("generations", () => {
     await writeFile(allow, `pdq,${coffee.pdq},more\n`);
     const out = path.join(REPO_ROOT, "target", "e2e", "index-generations-allow");
     const listFile = path.join(REPO_ROOT, "target", "e2e", "lists-generations-more", "more.csv");
-    await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate", "--", "index", "build", "--list", `demo=${DEMO_LIST}`, "--list", `more=${listFile}`, "--allow", allow, "--out", out], { cwd: REPO_ROOT });
+    await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate-cli", "--", "index", "build", "--list", `demo=${DEMO_LIST}`, "--list", `more=${listFile}`, "--allow", allow, "--out", out], { cwd: REPO_ROOT });
     await a.loadIndex(out);
     await wait(REFRESH_S * 1000 + 200);
     await passes(a, "/photos/coffee.jpg");
@@ -169,7 +169,7 @@ describe("upload commands", () => {
   test("the commands `hashgate index build` prints load the index into wrangler's local KV", async () => {
     const state = await mkdtemp(path.join(tmpdir(), "hashgate-wrangler-"));
     const out = path.join(REPO_ROOT, "target", "e2e", "index-wrangler");
-    const { stdout } = await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate", "--", "index", "build", "--list", `demo=${DEMO_LIST}`, "--out", out], { cwd: REPO_ROOT });
+    const { stdout } = await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate-cli", "--", "index", "build", "--list", `demo=${DEMO_LIST}`, "--out", out], { cwd: REPO_ROOT });
     const commands = stdout.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("npx wrangler kv "));
     assert.ok(commands.length >= 2, stdout);
     assert.ok(commands.every((c) => c.includes("--remote")), "production commands say --remote");

@@ -63,19 +63,20 @@ async function unscannedFor(routePattern, name) {
 
 describe("what a viewer sees is hashed", () => {
   for (const [file, matchedBy] of [
-    ["alpha-ink.png", /^pdq-over-white$/],
-    ["alpha-dark.png", /^pdq-over-black$/],
-    ["alpha-holes.png", /^pdq-over-(white|black)$/],
-    ["frame2.gif", /^pdq-frame-2$/],
-    ["partial.gif", /^pdq-frame-2$/],
-    ["apng.png", /^pdq-frame-2$/],
-    ["frame2.webp", /^pdq-frame-2$/],
+    ["alpha-ink.png", /^over-white$/],
+    ["alpha-dark.png", /^over-black$/],
+    ["alpha-holes.png", /^over-(white|black)$/],
+    ["frame2.gif", /^frame-2$/],
+    ["partial.gif", /^frame-2$/],
+    ["apng.png", /^frame-2$/],
+    ["frame2.webp", /^frame-2$/],
   ]) {
     test(`${file}: 451, matched by ${matchedBy.source}`, async () => {
       await assertBlocked(await worker.fetch(`/hidden/${file}`), file);
       const { matches } = await reportFor(`/hidden/${file}`);
-      assert.match(matches[0].matched_by, matchedBy);
-      assert.equal(matches[0].entry_id, "demo-chelsea");
+      assert.equal(matches[0].type, "pdq");
+      assert.match(matches[0].variant, matchedBy);
+      assert.equal(matches[0].id, "demo-chelsea");
     });
   }
 
@@ -103,7 +104,7 @@ describe("formats the worker used to pass unread", () => {
     await assertBlocked(await worker.fetch("/hidden/__typed/application%2Foctet-stream/chelsea.svg"), "svg as octet-stream");
     await assertBlocked(await worker.fetch("/hidden/__typed/text%2Fplain/chelsea-jpeg.svg"), "escaped svg as text/plain");
     const { matches } = await reportFor("/hidden/chelsea.svg");
-    assert.equal(matches[0].entry_id, "demo-chelsea");
+    assert.equal(matches[0].id, "demo-chelsea");
   });
 
   test("an SVG without raster images passes untouched, unreported", async () => {

@@ -68,8 +68,8 @@ describe("report records and notifications", () => {
     assert.equal(value.count, 1);
     assert.deepEqual(value.actions, { blocked: 0, flagged: 1, passed: 0, refused: 0 });
     assert.equal(value.matches[0].list, "demo");
-    assert.equal(value.matches[0].entry_id, "demo-chelsea");
-    assert.equal(value.matches[0].hash_type, "pdq");
+    assert.equal(value.matches[0].id, "demo-chelsea");
+    assert.equal(value.matches[0].type, "pdq");
     assert.ok(value.matches[0].distance <= 31);
     assert.equal(value.sha256, CHELSEA_SHA);
     assert.match(value.pdq, /^[0-9a-f]{64}$/);
@@ -99,19 +99,19 @@ describe("report records and notifications", () => {
     const { v, type, event, report } = delivery.json;
     assert.equal(v, 1);
     assert.equal(type, "hashgate.match");
-    assert.equal(event.v, 1);
+    assert.equal(event.v, 2);
     assert.equal(event.type, "match");
     assert.equal(event.action, "blocked");
     assert.equal(event.direction, "response");
     assert.equal(event.url, "http://hashgate.test/photos/chelsea.jpg");
-    assert.equal(event.list, "demo");
-    assert.equal(event.entry_id, "demo-chelsea");
-    assert.equal(event.hash_type, "pdq");
+    assert.equal(event.matches[0].list, "demo");
+    assert.equal(event.matches[0].id, "demo-chelsea");
+    assert.equal(event.matches[0].type, "pdq");
     assert.equal(event.sha256, CHELSEA_SHA);
     assert.match(event.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.ok(event.request_id, "request id");
     // The request id in the event is the one the 451 body quotes.
-    assert.ok(typeof event.distance === "number");
+    assert.ok(typeof event.matches[0].distance === "number");
     assert.match(report.key, new RegExp(`^report/v1/${CHELSEA_SHA}/[0-9a-f]{16}$`));
     assert.equal(report.count, 1);
     // Identities only: no image bytes anywhere in the notification.
@@ -144,10 +144,10 @@ describe("report records and notifications", () => {
     await assertBlocked(await worker.fetch("/photos/rocket.jpg"), "rocket");
     const deliveries = await hook.waitFor((ds) => ds.some((d) => d.json?.event?.sha256 === ROCKET_SHA));
     const { event } = deliveries.find((d) => d.json?.event?.sha256 === ROCKET_SHA).json;
-    assert.equal(event.hash_type, "sha256");
-    assert.equal(event.list_hash, ROCKET_SHA);
-    assert.equal(event.distance, 0);
-    assert.equal(event.entry_id, "demo-rocket-exact");
+    assert.equal(event.matches[0].type, "sha256");
+    assert.equal(event.matches[0].hash, ROCKET_SHA);
+    assert.equal(event.matches[0].distance, 0);
+    assert.equal(event.matches[0].id, "demo-rocket-exact");
   });
 
   test("a failing webhook is retried until it succeeds; the sighting counts once", async () => {

@@ -106,15 +106,15 @@ describe("query variants", () => {
 
   test("a rotated copy is found by a derived rotation and reported as such", async () => {
     const { matches } = await reportFor("http://hashgate.test/variants/chelsea-rot90.jpg");
-    assert.match(matches[0].matched_by, /^pdq-rot(90|270)$/);
+    assert.match(matches[0].variant, /^rot(90|270)$/);
   });
 
   test("a copy with an added border: found with variants \"all\", not with the default", async () => {
     await assertPassesUntouched(worker, origin, "/variants/chelsea-border.jpg");
     await assertBlocked(await worker.fetch("/robust/variants/chelsea-border.jpg"), "border, variants all");
     const { matches } = await reportFor("http://hashgate.test/robust/variants/chelsea-border.jpg");
-    assert.match(matches[0].matched_by, /^pdq-trimmed/);
-    assert.equal(matches[0].entry_id, "demo-chelsea");
+    assert.match(matches[0].variant, /^trimmed/);
+    assert.equal(matches[0].id, "demo-chelsea");
   });
 });
 

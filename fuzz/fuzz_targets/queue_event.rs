@@ -11,7 +11,7 @@
 
 #![no_main]
 
-use hashgate_worker::events::{Event, EVENT_VERSION};
+use hashgate_worker::events;
 use hashgate_worker::notify;
 use hashgate_worker::report::{self, Merge, ReportRecord};
 use libfuzzer_sys::fuzz_target;
@@ -24,11 +24,10 @@ fuzz_target!(|data: &[u8]| {
         Some(at) => (&data[..at], Some(&data[at + 1..])),
         None => (data, None),
     };
-    let Ok(event) = serde_json::from_slice::<Event>(event) else { return };
+    // What the consumer does: any version it can read, else a dead letter.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(event) else { return };
+    let Ok(event) = events::read_event(value) else { return };
     let existing = existing.and_then(|json| serde_json::from_slice::<ReportRecord>(json).ok());
-    if event.v != EVENT_VERSION {
-        return; // dead letter
-    }
     let key = report::record_key(&event);
     assert!(key.starts_with(report::REPORT_PREFIX) || key.starts_with(report::UNSCANNED_PREFIX));
     let _ = report::dead_key(&event.id);

@@ -17,38 +17,7 @@ use hashgate::index::lists::ListEntry;
 use hashgate::index::{IndexBuilder, Query, QueryPlan, ResidentIndex, TypedHash};
 use hashgate::PdqHash;
 
-/// SplitMix64, so every run measures the same hashes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn hash(&mut self) -> PdqHash {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        PdqHash(bytes)
-    }
-
-    fn flip(&mut self, hash: &PdqHash, bits: u32) -> PdqHash {
-        let mut out = *hash;
-        let mut flipped = BTreeSet::new();
-        while flipped.len() < bits as usize {
-            flipped.insert((self.next() % 256) as usize);
-        }
-        for bit in flipped {
-            out.0[bit / 8] ^= 1 << (bit % 8);
-        }
-        out
-    }
-}
+use hashgate_testkit::rng::Rng;
 
 const QUERIES: usize = 300;
 const THRESHOLDS: [u32; 4] = [31, 20, 15, 10];
@@ -111,9 +80,9 @@ fn measure(
                 if q % 2 == 0 {
                     let target = hashes[(rng.next() % hashes.len() as u64) as usize];
                     let bits = (rng.next() % u64::from(threshold + 1)) as u32;
-                    rng.flip(&target, bits)
+                    rng.near(&target, bits)
                 } else {
-                    rng.hash()
+                    rng.pdq()
                 }
             })
             .collect();
@@ -199,7 +168,7 @@ fn alternative_layouts(hashes: &[PdqHash], rng: &mut Rng) -> Vec<(String, f64, f
         let mut entries = 0usize;
         let mut keys = 0usize;
         for _ in 0..QUERIES {
-            let query = rng.hash();
+            let query = rng.pdq();
             for chunk in 0..CHUNKS {
                 let prefix = query.chunk16(chunk) >> shift;
                 let mut read = BTreeSet::from([prefix]);
@@ -228,7 +197,7 @@ fn alternative_layouts(hashes: &[PdqHash], rng: &mut Rng) -> Vec<(String, f64, f
     }
     let mut entries = 0usize;
     for _ in 0..QUERIES {
-        let query = rng.hash();
+        let query = rng.pdq();
         entries += query
             .0
             .iter()
@@ -268,8 +237,8 @@ fn main() {
     let mut text_bytes_per_entry = 0.0;
 
     for &n in &sizes {
-        let mut rng = Rng(n as u64);
-        let hashes: Vec<PdqHash> = (0..n).map(|_| rng.hash()).collect();
+        let mut rng = Rng::new(n as u64);
+        let hashes: Vec<PdqHash> = (0..n).map(|_| rng.pdq()).collect();
         let entries: Vec<ListEntry> = hashes
             .iter()
             .enumerate()

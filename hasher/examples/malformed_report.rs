@@ -14,11 +14,10 @@ use std::time::Instant;
 
 use hashgate::{hash_image, DecodeOptions, HashError, HashOptions, Limits, Reduction};
 
-#[path = "../tests/malformed/corpus.rs"]
-mod corpus;
+use hashgate_testkit::{alloc, corpus};
 
 #[global_allocator]
-static ALLOCATOR: corpus::Counting = corpus::Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 fn outcome(result: &Result<hashgate::ImageHashes, HashError>) -> &'static str {
     match result {
@@ -71,7 +70,7 @@ fn main() {
     let mut worst_memory = (0usize, String::new());
     let mut total_ms = 0.0;
     for case in &cases {
-        let (result, peak) = corpus::peak_bytes(|| hash_image(&case.bytes, &options));
+        let (result, peak) = alloc::peak_bytes(|| hash_image(&case.bytes, &options));
         let mut best = f64::INFINITY;
         for _ in 0..repeat {
             let start = Instant::now();

@@ -21,10 +21,23 @@ use crate::views::ViewHashes;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HashOptions {
     pub decode: DecodeOptions,
-    /// Also compute the 8 dihedral PDQ hashes (rotations and mirrors).
+    /// Also report the 8 dihedral PDQ hashes in [`ImageHashes::dihedral`]
+    /// (an output, as `hashgate hash --dihedral` prints; matching by
+    /// rotations and mirrors is the query set's part).
     pub dihedral: bool,
     /// Extra query hashes for altered copies (rotations, mirrors, borders).
     pub variants: VariantOptions,
+}
+
+impl HashOptions {
+    /// The options that compute the query hashes of `set`, with `decode`.
+    pub fn for_query(set: crate::QuerySet, decode: DecodeOptions) -> Self {
+        HashOptions {
+            decode,
+            dihedral: false,
+            variants: set.variant_options(),
+        }
+    }
 }
 
 /// The hashes of one image.

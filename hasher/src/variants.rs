@@ -28,11 +28,73 @@
 
 use core::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::decode::Rendering;
 use crate::hashes::PdqHash;
 use crate::pdq::{self, borders, Dihedral, FullScale, LumaImage, PdqOutput};
+
+/// Which query hashes an image is matched by: the one vocabulary of the
+/// policy's `variants`, the CLI's `--variants` and the service's
+/// `?variants=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuerySet {
+    /// The image's own PDQ hash only.
+    Own,
+    /// Its own hash and the 7 rotations and mirrors derived from the DCT.
+    Dihedral,
+    /// Those, the rotated and mirrored pixels, and the content inside
+    /// added borders ([`VariantOptions::ALL`]).
+    All,
+}
+
+impl QuerySet {
+    /// Every query set, by its name.
+    pub const ALL: [QuerySet; 3] = [QuerySet::Own, QuerySet::Dihedral, QuerySet::All];
+
+    /// The name used in policies, flags and parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuerySet::Own => "own",
+            QuerySet::Dihedral => "dihedral",
+            QuerySet::All => "all",
+        }
+    }
+
+    /// The query set named `name`.
+    pub fn from_name(name: &str) -> Option<QuerySet> {
+        QuerySet::ALL.into_iter().find(|set| set.name() == name)
+    }
+
+    /// The extra hashes this set computes.
+    pub fn variant_options(self) -> VariantOptions {
+        match self {
+            QuerySet::Own => VariantOptions::NONE,
+            QuerySet::Dihedral => VariantOptions {
+                derived_dihedral: true,
+                ..VariantOptions::NONE
+            },
+            QuerySet::All => VariantOptions::ALL,
+        }
+    }
+}
+
+impl fmt::Display for QuerySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for QuerySet {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        QuerySet::from_name(name).ok_or_else(|| {
+            format!("unknown query set {name:?}: expected one of own, dihedral, all")
+        })
+    }
+}
 
 /// Which groups of extra hashes to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

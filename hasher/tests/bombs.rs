@@ -16,11 +16,10 @@ use std::time::Duration;
 use hashgate::variants::{VariantOptions, MAX_VARIANT_PIXELS};
 use hashgate::{hash_image, DecodeOptions, HashError, HashOptions, Limits, Reduction};
 
-#[path = "malformed/corpus.rs"]
-mod corpus;
+use hashgate_testkit::{alloc, corpus};
 
 #[global_allocator]
-static ALLOCATOR: corpus::Counting = corpus::Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 /// CPU time one image may take, decode and every hash. Generous for a
 /// loaded 2-core machine; the bombs took 10-12 s each before the limits.
@@ -198,7 +197,7 @@ fn bombs() -> Vec<(String, Vec<u8>)> {
         for (w, h) in [(16_384u16, 6_103u16), (10_000, 5_000), (6_000, 4_000)] {
             out.push((
                 format!("{base} {w}x{h}"),
-                corpus::jpeg_with_size(corpus::fixture(base), w, h),
+                corpus::jpeg_with_size(hashgate_testkit::fixtures::fixture(base), w, h),
             ));
         }
     }
@@ -227,7 +226,7 @@ fn native(full: bool, extra: bool) -> HashOptions {
 
 #[test]
 fn every_format_s_small_bombs_are_refused_or_hashed_within_memory_and_cpu_bounds() {
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     let webp = webp_one_colour(16383, 6103, false);
     assert!(webp.len() <= 40, "the WebP bomb is {} bytes", webp.len());
     let mut failures = Vec::new();
@@ -235,7 +234,7 @@ fn every_format_s_small_bombs_are_refused_or_hashed_within_memory_and_cpu_bounds
         for (full, extra) in [(false, false), (true, true), (false, true)] {
             let options = native(full, extra);
             let cpu = cpu_time();
-            let (result, peak) = corpus::peak_bytes(|| hash_image(&bytes, &options));
+            let (result, peak) = alloc::peak_bytes(|| hash_image(&bytes, &options));
             let cpu = cpu_time() - cpu;
             let outcome = match &result {
                 Ok(h) => format!("hashed {}x{}", h.width, h.height),

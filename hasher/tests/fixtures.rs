@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-include!("../../fixtures/embedded.rs");
+use hashgate_testkit::fixtures::fixture as bytes_of;
 
 const MANIFEST: &str = include_str!("../../fixtures/manifest.json");
 
@@ -44,14 +44,6 @@ fn cases() -> Vec<Case> {
     serde_json::from_str::<Manifest>(MANIFEST)
         .expect("manifest parses")
         .cases
-}
-
-fn bytes_of(file: &str) -> &'static [u8] {
-    FIXTURE_FILES
-        .iter()
-        .find(|(name, _)| *name == file)
-        .map(|(_, bytes)| *bytes)
-        .unwrap_or_else(|| panic!("{file} is not embedded; rerun fixtures/generate.py"))
 }
 
 fn options(reduction: Reduction) -> HashOptions {

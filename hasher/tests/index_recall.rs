@@ -16,74 +16,7 @@ use hashgate::index::{
 use hashgate::PdqHash;
 use proptest::prelude::*;
 
-/// SplitMix64: a tiny deterministic generator driven by a proptest seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn hash(&mut self) -> PdqHash {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        PdqHash(bytes)
-    }
-
-    /// `centre` with exactly `bits` distinct bits flipped.
-    fn near(&mut self, centre: &PdqHash, bits: u32) -> PdqHash {
-        let mut hash = *centre;
-        let mut flipped = BTreeSet::new();
-        while flipped.len() < bits as usize {
-            flipped.insert(self.below(256) as usize);
-        }
-        for bit in flipped {
-            hash.0[bit / 8] ^= 1 << (bit % 8);
-        }
-        hash
-    }
-
-    /// `centre` with `bits` bits flipped, spread as evenly as possible over
-    /// the 16 chunks: the worst case for multi-index hashing, where no chunk
-    /// is left with fewer differences than the pigeonhole bound.
-    fn near_spread(&mut self, centre: &PdqHash, bits: u32) -> PdqHash {
-        self.near_spread_over(centre, bits, 16)
-    }
-
-    /// As [`Rng::near_spread`], over the first `chunks` chunks only: the
-    /// differences piled on some chunks and none on the others.
-    fn near_spread_over(&mut self, centre: &PdqHash, bits: u32, chunks: usize) -> PdqHash {
-        let mut order: Vec<usize> = (0..chunks).collect();
-        for i in (1..chunks).rev() {
-            order.swap(i, self.below(i as u64 + 1) as usize);
-        }
-        let mut hash = *centre;
-        let mut flipped = BTreeSet::new();
-        for i in 0..bits as usize {
-            let chunk = order[i % chunks];
-            loop {
-                let bit = 16 * chunk + self.below(16) as usize;
-                if flipped.insert(bit) {
-                    break;
-                }
-            }
-        }
-        for bit in flipped {
-            hash.0[bit / 8] ^= 1 << (bit % 8);
-        }
-        hash
-    }
-}
+use hashgate_testkit::rng::Rng;
 
 const LISTS: [&str; 3] = ["ncmec", "iwf", "internal"];
 
@@ -94,15 +27,15 @@ struct Case {
 }
 
 fn case(seed: u64, clustered: bool) -> Case {
-    let mut rng = Rng(seed);
-    let centres: Vec<PdqHash> = (0..3).map(|_| rng.hash()).collect();
+    let mut rng = Rng::new(seed);
+    let centres: Vec<PdqHash> = (0..3).map(|_| rng.pdq()).collect();
     let mut lists = BTreeMap::new();
     for name in LISTS {
-        let size = 20 + rng.below(60) as usize;
+        let size = 20 + rng.below(60);
         let hashes: Vec<PdqHash> = (0..size)
             .map(|_| {
                 if clustered {
-                    let centre = centres[rng.below(3) as usize];
+                    let centre = centres[rng.below(3)];
                     let bits = rng.below(41) as u32;
                     match rng.below(3) {
                         0 => rng.near(&centre, bits),
@@ -110,7 +43,7 @@ fn case(seed: u64, clustered: bool) -> Case {
                         _ => rng.near_spread_over(&centre, bits, 11),
                     }
                 } else {
-                    rng.hash()
+                    rng.pdq()
                 }
             })
             .collect();
@@ -121,12 +54,12 @@ fn case(seed: u64, clustered: bool) -> Case {
     lists.entry("iwf").or_default().extend(shared);
     let mut queries = Vec::new();
     for _ in 0..4 {
-        let centre = centres[rng.below(3) as usize];
+        let centre = centres[rng.below(3)];
         let own_bits = rng.below(20) as u32;
         let own = if clustered {
             rng.near(&centre, own_bits)
         } else {
-            rng.hash()
+            rng.pdq()
         };
         // A second query hash, as a dihedral variant would be.
         let other_bits = rng.below(30) as u32;
@@ -282,8 +215,8 @@ proptest! {
 /// its differences spread over all chunks, for every threshold.
 #[test]
 fn boundary_distances_are_exact() {
-    let mut rng = Rng(7);
-    let centre = rng.hash();
+    let mut rng = Rng::new(7);
+    let centre = rng.pdq();
     let mut lists = BTreeMap::new();
     let hashes: Vec<PdqHash> = (0..=33)
         .map(|bits| rng.near_spread(&centre, bits))
@@ -315,8 +248,8 @@ fn boundary_distances_are_exact() {
 /// threshold, in the resident index.
 #[test]
 fn boundary_distances_over_the_indexed_chunks_are_exact() {
-    let mut rng = Rng(11);
-    let centre = rng.hash();
+    let mut rng = Rng::new(11);
+    let centre = rng.pdq();
     let hashes: Vec<PdqHash> = (0..=33)
         .map(|bits| rng.near_spread_over(&centre, bits, 11))
         .collect();

@@ -8,7 +8,7 @@
 //! measures it.
 //!
 //! The memory bound: one `hash_image` under [`Limits::edge`] may hold at
-//! most [`corpus::PEAK_BOUND`] bytes at once. The decoders' pixel buffers are
+//! most [`alloc::PEAK_BOUND`] bytes at once. The decoders' pixel buffers are
 //! capped by `max_alloc` (48 MiB) before they are allocated; around them
 //! the hasher keeps the luma plane (4 bytes a sample, at most 4 MP at full
 //! resolution, reduced beyond) and a converted copy for formats decoded
@@ -21,13 +21,12 @@ use hashgate::{hash_image, DecodeOptions, HashError, HashOptions, Limits, PdqHas
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-#[path = "malformed/corpus.rs"]
-mod corpus;
+use hashgate_testkit::{alloc, corpus};
 
 use corpus::{Case, Expect};
 
 #[global_allocator]
-static ALLOCATOR: corpus::Counting = corpus::Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 fn edge_options(variants: VariantOptions) -> HashOptions {
     HashOptions {
@@ -42,7 +41,7 @@ fn edge_options(variants: VariantOptions) -> HashOptions {
 }
 
 fn reference(file: &str, options: &HashOptions) -> PdqHash {
-    hash_image(corpus::fixture(file), options)
+    hash_image(hashgate_testkit::fixtures::fixture(file), options)
         .unwrap_or_else(|e| panic!("fixture {file} hashes: {e}"))
         .pdq
 }
@@ -95,24 +94,24 @@ fn check(
 
 #[test]
 fn every_case_gives_a_typed_error_or_a_hash_as_expected_within_the_memory_bound() {
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     let options = edge_options(VariantOptions::NONE);
     let cases = corpus::corpus();
     assert!(cases.len() >= 700, "corpus has only {} cases", cases.len());
     let mut failures = Vec::new();
     let mut most = (0, String::new());
     for case in &cases {
-        let (result, peak) = corpus::peak_bytes(|| hash_image(&case.bytes, &options));
+        let (result, peak) = alloc::peak_bytes(|| hash_image(&case.bytes, &options));
         if let Some(failure) = check(case, &result, &options) {
             failures.push(failure);
         }
-        if peak > corpus::PEAK_BOUND {
+        if peak > alloc::PEAK_BOUND {
             failures.push(format!(
                 "{} / {}: held {} MiB at once (bound {} MiB)",
                 case.group,
                 case.name,
                 peak >> 20,
-                corpus::PEAK_BOUND >> 20
+                alloc::PEAK_BOUND >> 20
             ));
         }
         if peak > most.0 {
@@ -138,7 +137,7 @@ fn every_case_gives_a_typed_error_or_a_hash_as_expected_within_the_memory_bound(
 fn disguised_and_animated_images_hash_as_themselves_with_every_variant() {
     // The query-side variants crop, rotate and mirror the decoded pixels:
     // the cases whose pixels are valid must go through that path too.
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     let options = edge_options(VariantOptions::ALL);
     let cases: Vec<Case> = corpus::corpus()
         .into_iter()
@@ -153,7 +152,7 @@ fn disguised_and_animated_images_hash_as_themselves_with_every_variant() {
 
 #[test]
 fn the_zip_bomb_is_tiny_and_hashed_in_bounded_memory() {
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     let raw = corpus::png_raw_len(4_096, 4_096, 4);
     let bomb = corpus::png_zeros(4_096, 4_096, 8, 6, raw);
     assert!(
@@ -167,7 +166,7 @@ fn the_zip_bomb_is_tiny_and_hashed_in_bounded_memory() {
     assert!(limits.check_dimensions(4_096, 4_096).is_ok());
     assert!(raw > limits.max_alloc);
     let (result, peak) =
-        corpus::peak_bytes(|| hash_image(&bomb, &edge_options(VariantOptions::NONE)));
+        alloc::peak_bytes(|| hash_image(&bomb, &edge_options(VariantOptions::NONE)));
     let hashes = result.expect("a black 4096x4096 PNG hashes");
     assert_eq!((hashes.width, hashes.height), (4_096, 4_096));
     assert_eq!(hashes.quality, 0, "one grey level has no gradients");
@@ -176,7 +175,7 @@ fn the_zip_bomb_is_tiny_and_hashed_in_bounded_memory() {
 
 #[test]
 fn generated_streams_are_what_they_claim() {
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     // The deflate writer: a small stream of zeros inflates as a PNG would.
     let png = corpus::png_zeros(16, 16, 8, 0, corpus::png_raw_len(16, 16, 1));
     let hashes =
@@ -214,7 +213,7 @@ fn lossless_jpeg_of_any_precision_hashes_as_its_8_bit_pixels() {
     // Lossless JPEG has no DCT to scale, so even a large one is decoded at
     // full resolution; its 9- to 16-bit samples are read by their top bits,
     // like 16-bit PNG.
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     let options = edge_options(VariantOptions::NONE);
     let (width, height) = (1_200u16, 800u16);
     let grey: Vec<u8> = (0..usize::from(width) * usize::from(height))

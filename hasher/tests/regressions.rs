@@ -18,11 +18,10 @@ use hashgate::index::{parse_allowlist, parse_hash_list, record, IndexBuilder};
 use hashgate::variants::VariantOptions;
 use hashgate::{hash_image, DecodeOptions, HashOptions, Limits, Reduction};
 
-#[path = "malformed/corpus.rs"]
-mod corpus;
+use hashgate_testkit::alloc;
 
 #[global_allocator]
-static ALLOCATOR: corpus::Counting = corpus::Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 fn regressions() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/regressions")
@@ -81,7 +80,7 @@ fn every_regression_directory_is_replayed() {
 
 #[test]
 fn images_give_a_typed_error_or_a_hash_within_the_memory_bound() {
-    let _serial = corpus::serial();
+    let _serial = alloc::serial();
     let edge = |variants: VariantOptions, apply_exif: bool| HashOptions {
         decode: DecodeOptions {
             limits: Limits::edge(),
@@ -99,9 +98,9 @@ fn images_give_a_typed_error_or_a_hash_within_the_memory_bound() {
         .collect();
     for (name, bytes) in &cases {
         for options in [&plain, &all] {
-            let (result, peak) = corpus::peak_bytes(|| hash_image(bytes, options));
+            let (result, peak) = alloc::peak_bytes(|| hash_image(bytes, options));
             assert!(
-                peak <= corpus::PEAK_BOUND,
+                peak <= alloc::PEAK_BOUND,
                 "{name}: held {} MiB at once ({:?})",
                 peak >> 20,
                 result.map(|h| h.pdq)

@@ -28,7 +28,7 @@ export async function buildIndex(name, lists, { layout = "auto" } = {}) {
   const out = path.join(E2E_DIR, `index-${name}`);
   const listDir = path.join(E2E_DIR, `lists-${name}`);
   await mkdir(listDir, { recursive: true });
-  const args = ["run", "--release", "--quiet", "-p", "hashgate", "--", "index", "build", "--out", out, "--layout", layout];
+  const args = ["run", "--release", "--quiet", "-p", "hashgate-cli", "--", "index", "build", "--out", out, "--layout", layout];
   for (const [list, source] of Object.entries(lists)) {
     let file = source;
     if (Array.isArray(source)) {
@@ -45,7 +45,7 @@ export async function buildIndex(name, lists, { layout = "auto" } = {}) {
 
 /** `hashgate hash FILE` (one JSON line: pdq, quality, md5, sha1, sha256, ...). */
 export async function hashFile(file) {
-  const { stdout } = await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate", "--", "hash", file], {
+  const { stdout } = await run("cargo", ["run", "--release", "--quiet", "-p", "hashgate-cli", "--", "hash", file], {
     cwd: REPO_ROOT,
   });
   return JSON.parse(stdout);

@@ -37,9 +37,10 @@
 
 use std::cmp::Reverse;
 
-use crate::pattern::host_and_path;
-use crate::policy::{Action, FailMode, Policy, Route, Variants};
+use crate::address::host_and_path;
+use crate::policy::{Action, FailMode, Policy, Route};
 use hashgate::index::ListFilter;
+use hashgate::QuerySet;
 
 /// A request's host and the ways its path may be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +71,10 @@ impl RequestTarget {
             // The runtime hands us parsed URLs; keep going on the raw text.
             Err(_) => {
                 let (host, path) = host_and_path(url);
-                (strip_port(host).to_ascii_lowercase(), path.to_owned())
+                (
+                    crate::address::without_port(host).to_ascii_lowercase(),
+                    path.to_owned(),
+                )
             }
         };
         let host = host.trim_end_matches('.').to_owned();
@@ -124,7 +128,7 @@ impl RequestTarget {
 /// readings of one path fall on: enabled first, then what it scans, then
 /// blocking over flagging, failing closed over open, every list over named
 /// ones, the larger threshold, all query variants.
-pub fn protection(route: &Route) -> (bool, u8, bool, bool, bool, u32, bool) {
+pub fn protection(route: &Route) -> (bool, u8, bool, bool, bool, u32, u8) {
     (
         route.enabled,
         u8::from(route.scan_responses) + u8::from(route.scan_uploads),
@@ -132,19 +136,12 @@ pub fn protection(route: &Route) -> (bool, u8, bool, bool, bool, u32, bool) {
         route.fail == FailMode::Closed,
         matches!(route.lists, ListFilter::All),
         route.pdq_threshold,
-        route.variants == Variants::All,
+        match route.variants {
+            QuerySet::Own => 0,
+            QuerySet::Dihedral => 1,
+            QuerySet::All => 2,
+        },
     )
-}
-
-/// The host without a `:port` (`[v6]:port` keeps its brackets).
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    }
 }
 
 fn hex_value(b: u8) -> Option<u8> {

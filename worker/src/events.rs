@@ -8,18 +8,24 @@
 //!
 //! `v` is the schema version. A consumer refuses versions it does not know
 //! (they go to the dead-letter queue rather than being misread); fields may
-//! be added within a version, so unknown fields are ignored.
+//! be added within a version, so unknown fields are ignored. Version 2
+//! carries `matches` in the one match shape of every output
+//! ([`MatchRecord`]); version 1 events (the closest match in flat fields,
+//! the rest in `other_matches`), which may still wait in a queue or the
+//! outbox after an upgrade, are read and converted ([`read_event`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScanError;
 use crate::policy::Action;
-use crate::verdict::{ImageSummary, MatchSummary};
+use hashgate::matching::MatchRecord;
 
-/// The schema version this worker writes and reads.
-pub const EVENT_VERSION: u32 = 1;
-/// At most this many further matches are carried besides the closest.
-pub const MAX_OTHER_MATCHES: usize = 8;
+use crate::verdict::ImageSummary;
+
+/// The schema version this worker writes.
+pub const EVENT_VERSION: u32 = 2;
+/// At most this many matches are carried, closest first.
+pub const MAX_MATCHES: usize = 9;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,22 +89,9 @@ pub struct Event {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdq: Option<String>,
-    /// The closest match (match events).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entry_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distance: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matched_by: Option<String>,
-    /// Further matches, closest first, at most [`MAX_OTHER_MATCHES`].
+    /// The matches, closest first, at most [`MAX_MATCHES`] (match events).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub other_matches: Vec<MatchSummary>,
+    pub matches: Vec<MatchRecord>,
     /// Why the image was not checked (unscanned events): a short code and
     /// the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,13 +142,7 @@ impl Event {
             filename: cx.filename.clone(),
             sha256: None,
             pdq: None,
-            list: None,
-            entry_id: None,
-            hash_type: None,
-            list_hash: None,
-            distance: None,
-            matched_by: None,
-            other_matches: Vec::new(),
+            matches: Vec::new(),
             reason: None,
             detail: None,
             cached: false,
@@ -170,7 +157,7 @@ impl Event {
         cx: &EventContext,
         action: Action,
         image: &ImageSummary,
-        matches: &[MatchSummary],
+        matches: &[MatchRecord],
         cached: bool,
     ) -> Event {
         let taken = match action {
@@ -181,15 +168,7 @@ impl Event {
         event.sha256 = Some(image.sha256.clone());
         event.pdq = Some(image.pdq.clone());
         event.cached = cached;
-        if let Some((best, rest)) = matches.split_first() {
-            event.list = Some(best.list.clone());
-            event.entry_id = best.entry_id.clone();
-            event.hash_type = Some(best.hash_type.clone());
-            event.list_hash = Some(best.hash.clone());
-            event.distance = Some(best.distance);
-            event.matched_by = Some(best.matched_by.clone());
-            event.other_matches = rest.iter().take(MAX_OTHER_MATCHES).cloned().collect();
-        }
+        event.matches = matches.iter().take(MAX_MATCHES).cloned().collect();
         event
     }
 
@@ -206,6 +185,68 @@ impl Event {
         event.reason = Some(error.reason().to_owned());
         event.detail = Some(error.to_string());
         event.sha256 = sha256;
+        event
+    }
+}
+
+/// Why a queued value is not an event this worker can handle.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("not an event: {0}")]
+    Invalid(#[from] serde_json::Error),
+    #[error("event {id} has unknown version {v}")]
+    UnknownVersion { id: String, v: u64 },
+}
+
+/// Reads an event of this version or of version 1 (converted).
+pub fn read_event(value: serde_json::Value) -> Result<Event, EventError> {
+    let v = value.get("v").and_then(serde_json::Value::as_u64);
+    match v {
+        Some(1) => Ok(serde_json::from_value::<EventV1>(value)?.upgrade()),
+        Some(v) if v == u64::from(EVENT_VERSION) => Ok(serde_json::from_value(value)?),
+        _ => Err(EventError::UnknownVersion {
+            id: value
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("(no id)")
+                .to_owned(),
+            v: v.unwrap_or(0),
+        }),
+    }
+}
+
+/// A version 1 event: the closest match in flat fields.
+#[derive(Deserialize)]
+struct EventV1 {
+    #[serde(flatten)]
+    common: Event,
+    list: Option<String>,
+    entry_id: Option<String>,
+    hash_type: Option<String>,
+    list_hash: Option<String>,
+    distance: Option<u32>,
+    matched_by: Option<String>,
+    #[serde(default)]
+    other_matches: Vec<MatchRecord>,
+}
+
+impl EventV1 {
+    fn upgrade(self) -> Event {
+        let mut event = self.common;
+        event.v = EVENT_VERSION;
+        if let (Some(list), Some(kind), Some(hash), Some(distance)) =
+            (self.list, self.hash_type, self.list_hash, self.distance)
+        {
+            event.matches.push(MatchRecord {
+                list,
+                kind,
+                hash,
+                distance,
+                id: self.entry_id,
+                variant: self.matched_by,
+            });
+        }
+        event.matches.extend(self.other_matches);
         event
     }
 }
@@ -266,14 +307,14 @@ mod tests {
         }
     }
 
-    fn m(list: &str, distance: u32) -> MatchSummary {
-        MatchSummary {
+    fn m(list: &str, distance: u32) -> MatchRecord {
+        MatchRecord {
             list: list.into(),
-            entry_id: Some(format!("{list}-1")),
-            hash_type: "pdq".into(),
+            id: Some(format!("{list}-1")),
+            kind: "pdq".into(),
             hash: "ef".repeat(32),
             distance,
-            matched_by: "pdq-rot90".into(),
+            variant: Some("rot90".into()),
         }
     }
 
@@ -297,29 +338,52 @@ mod tests {
             false,
         );
         let json: serde_json::Value = serde_json::to_value(&event).unwrap();
-        assert_eq!(json["v"], 1);
+        assert_eq!(json["v"], 2);
         assert_eq!(json["type"], "match");
         assert_eq!(json["action"], "blocked");
         assert_eq!(json["direction"], "response");
-        assert_eq!(json["list"], "demo");
-        assert_eq!(json["entry_id"], "demo-1");
-        assert_eq!(json["distance"], 0);
-        assert_eq!(json["matched_by"], "pdq-rot90");
+        let best = &json["matches"][0];
+        assert_eq!(best["list"], "demo");
+        assert_eq!(best["type"], "pdq");
+        assert_eq!(best["id"], "demo-1");
+        assert_eq!(best["distance"], 0);
+        assert_eq!(best["variant"], "rot90");
         assert_eq!(json["sha256"], "ab".repeat(32));
         assert_eq!(json["time"], "2026-04-26T12:00:00.000Z");
-        assert_eq!(
-            json["other_matches"].as_array().unwrap().len(),
-            MAX_OTHER_MATCHES
-        );
+        assert_eq!(json["matches"].as_array().unwrap().len(), MAX_MATCHES);
         assert!(json.get("reason").is_none());
-        let back: Event = serde_json::from_value(json).unwrap();
-        assert_eq!(
-            back,
-            Event {
-                other_matches: matches[1..=MAX_OTHER_MATCHES].to_vec(),
-                ..event
-            }
-        );
+        assert!(json.get("entry_id").is_none() && json.get("other_matches").is_none());
+        let back = read_event(json).unwrap();
+        assert_eq!(back.matches, matches[..MAX_MATCHES].to_vec());
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn version_1_events_are_read_as_version_2() {
+        let v1 = serde_json::json!({
+            "v": 1, "type": "match", "id": "old", "time": "2026-04-26T12:00:00.000Z",
+            "time_ms": 1_777_204_800_000u64, "request_id": "r", "route": "*/*",
+            "url": "https://example.com/a.jpg", "direction": "upload", "action": "flagged",
+            "sha256": "ab".repeat(32), "pdq": "cd".repeat(32),
+            "list": "demo", "entry_id": "demo-1", "hash_type": "pdq", "list_hash": "ef".repeat(32),
+            "distance": 3, "matched_by": "pdq-rot90",
+            "other_matches": [{"list": "iwf", "entry_id": null, "hash_type": "sha256",
+                               "hash": "01".repeat(32), "distance": 0, "matched_by": "sha256"}],
+        });
+        let event = read_event(v1).unwrap();
+        assert_eq!(event.v, EVENT_VERSION);
+        assert_eq!(event.matches.len(), 2);
+        assert_eq!(event.matches[0].list, "demo");
+        assert_eq!(event.matches[0].id.as_deref(), Some("demo-1"));
+        assert_eq!(event.matches[0].kind, "pdq");
+        assert_eq!(event.matches[0].distance, 3);
+        assert_eq!(event.matches[1].list, "iwf");
+        assert_eq!(event.matches[1].kind, "sha256");
+        assert!(matches!(
+            read_event(serde_json::json!({"v": 3, "id": "x"})),
+            Err(EventError::UnknownVersion { v: 3, .. })
+        ));
+        assert!(read_event(serde_json::json!({"v": 2, "id": "x"})).is_err());
     }
 
     #[test]
@@ -351,6 +415,6 @@ mod tests {
         );
         let mut json = serde_json::to_value(&event).unwrap();
         json["added_later"] = serde_json::json!(true);
-        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
+        assert_eq!(read_event(json).unwrap(), event);
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! This file is only the event glue. The pure modules (policy, routes,
 //! sniffing, multipart, verdicts, verdict cache, events, report records,
-//! signing) build everywhere and are unit-tested natively with
-//! `cargo test -p hashgate-worker`; the runtime modules are wasm32-only.
+//! signing) sit at the crate root, build everywhere and are unit-tested
+//! natively with `cargo test -p hashgate-worker`; the runtime modules are
+//! wasm32-only and sit in `src/runtime/`.
 //!
 //! * fetch: [`intercept`] (phases route -> upload -> origin -> inspect ->
 //!   read -> generation -> remembered -> hash -> look up -> verdict ->
@@ -22,6 +23,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod address;
 pub mod budget;
 pub mod canonical;
 pub mod embedded;
@@ -42,26 +44,14 @@ pub mod upload;
 pub mod verdict;
 pub mod verdict_cache;
 
-#[cfg(target_arch = "wasm32")]
-mod body;
-#[cfg(target_arch = "wasm32")]
-mod config;
-#[cfg(target_arch = "wasm32")]
-mod consumer;
-#[cfg(target_arch = "wasm32")]
-mod current_index;
-#[cfg(target_arch = "wasm32")]
-mod digests;
-#[cfg(target_arch = "wasm32")]
-mod intercept;
-#[cfg(target_arch = "wasm32")]
-mod lookup;
-#[cfg(target_arch = "wasm32")]
-mod ranged;
+// The runtime half (wasm32 only), in a folder of its own; its modules are
+// also named from the crate root, as the pure ones are.
 #[cfg(target_arch = "wasm32")]
 mod runtime;
 #[cfg(target_arch = "wasm32")]
-mod shared_verdicts;
+use runtime::{
+    body, config, consumer, current_index, digests, intercept, lookup, ranged, shared_verdicts,
+};
 
 #[cfg(target_arch = "wasm32")]
 mod glue {

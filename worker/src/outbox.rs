@@ -68,6 +68,7 @@ mod runtime {
 
     use super::*;
     use crate::config::{MATCH_EVENTS, REPORTS};
+    use crate::events::{read_event, EventError};
     use crate::runtime::{log_error, log_warn, now_ms};
 
     /// Why a drain stopped.
@@ -198,7 +199,10 @@ mod runtime {
                 match values.get(name) {
                     // Expired or deleted by a concurrent drain since the list.
                     Some(None) | None => {}
-                    Some(Some(text)) => match serde_json::from_str::<Event>(text) {
+                    Some(Some(text)) => match serde_json::from_str(text)
+                        .map_err(EventError::from)
+                        .and_then(read_event)
+                    {
                         Ok(event) => {
                             events.push(event);
                             done.push(name.clone());

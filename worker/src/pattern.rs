@@ -115,7 +115,7 @@ impl RoutePattern {
     /// Whether a request for `host` (any case, port allowed) and `path`
     /// (without the query) is on this route.
     pub fn matches(&self, host: &str, path: &str) -> bool {
-        let host = strip_port(host);
+        let host = crate::address::without_port(host);
         let host = host.to_ascii_lowercase();
         let path = if path.is_empty() { "/" } else { path };
         glob(self.host.as_bytes(), host.as_bytes()) && glob(self.path.as_bytes(), path.as_bytes())
@@ -156,34 +156,6 @@ impl RoutePattern {
 impl fmt::Display for RoutePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
-    }
-}
-
-/// Host (with port, if any) and path of an absolute URL.
-pub fn host_and_path(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[after_scheme..];
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let path = path
-        .split(['?', '#'])
-        .next()
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
-    (host, path)
-}
-
-/// The host without a `:port` (`[v6]:port` keeps its brackets).
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
     }
 }
 
@@ -240,19 +212,6 @@ mod tests {
         assert!(!p("example.com/a.png").matches("example.com", "/a.png.html"));
         assert!(p("example.com/*/thumbs/*").matches("example.com", "/u/1/thumbs/x.jpg"));
         assert!(p("example.com/*").matches("example.com", ""));
-        assert_eq!(strip_port("[::1]:8787"), "[::1]");
-        assert_eq!(strip_port("127.0.0.1:8787"), "127.0.0.1");
-    }
-
-    #[test]
-    fn host_and_path_of_urls() {
-        assert_eq!(host_and_path("https://a.com/x/y?q=1"), ("a.com", "/x/y"));
-        assert_eq!(
-            host_and_path("http://127.0.0.1:8787"),
-            ("127.0.0.1:8787", "/")
-        );
-        assert_eq!(host_and_path("http://u:p@h.test/p#f"), ("h.test", "/p"));
-        assert_eq!(host_and_path("http://h.test?x"), ("h.test", "/"));
     }
 
     #[test]

@@ -49,9 +49,10 @@
 //!   reports;
 //! * `pdq_threshold` (default 31): largest PDQ Hamming distance that matches,
 //!   0..=31 (the index answers exactly up to 31);
-//! * `variants` (default `dihedral`): which altered copies the query covers.
-//!   `dihedral`: the image's PDQ and its 7 rotations/mirrors derived from the
-//!   DCT (nearly free). `all`: also PDQ of the actually rotated/mirrored
+//! * `variants` (default `dihedral`): which altered copies the query covers
+//!   ([`hashgate::QuerySet`], the same names as the command's `--variants`).
+//!   `own`: the image's PDQ only. `dihedral`: the image's PDQ and its 7
+//!   rotations/mirrors derived from the DCT (nearly free). `all`: also PDQ of the actually rotated/mirrored
 //!   pixels and of the content inside uniform added borders (a border is a
 //!   common evasion; costs more CPU and KV reads per image);
 //! * `lists` (required): the hash lists the route subscribes to, or `["*"]`
@@ -82,6 +83,8 @@ use std::collections::BTreeSet;
 
 use hashgate::index::lists::{validate_list_name, ListNameError};
 use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
+use hashgate::matching::DEFAULT_PDQ_THRESHOLD;
+use hashgate::QuerySet;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -142,16 +145,6 @@ pub enum Undecodable {
     Fail,
 }
 
-/// Which query hashes an image gets besides its own PDQ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Variants {
-    /// The 7 rotations and mirrors derived from the DCT.
-    Dihedral,
-    /// Those, the rotated/mirrored pixels, and the content inside borders.
-    All,
-}
-
 /// What a route scans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -167,7 +160,7 @@ pub struct Route {
     pub enabled: bool,
     pub action: Action,
     pub pdq_threshold: u32,
-    pub variants: Variants,
+    pub variants: QuerySet,
     pub lists: ListFilter,
     pub scan_responses: bool,
     pub scan_uploads: bool,
@@ -186,8 +179,9 @@ impl Route {
     /// with the same key can share cached verdicts.
     pub fn verdict_key(&self) -> String {
         let variants = match self.variants {
-            Variants::Dihedral => "d",
-            Variants::All => "a",
+            QuerySet::Own => "o",
+            QuerySet::Dihedral => "d",
+            QuerySet::All => "a",
         };
         let lists = match &self.lists {
             ListFilter::All => "*".to_owned(),
@@ -381,7 +375,7 @@ struct RouteDoc {
     #[serde(default = "default_threshold")]
     pdq_threshold: u32,
     #[serde(default = "default_variants")]
-    variants: Variants,
+    variants: QuerySet,
     lists: Vec<String>,
     #[serde(default = "default_scan")]
     scan: Vec<ScanTarget>,
@@ -408,11 +402,11 @@ fn yes() -> bool {
 }
 
 fn default_threshold() -> u32 {
-    MAX_PDQ_THRESHOLD
+    DEFAULT_PDQ_THRESHOLD
 }
 
-fn default_variants() -> Variants {
-    Variants::Dihedral
+fn default_variants() -> QuerySet {
+    QuerySet::Dihedral
 }
 
 fn default_scan() -> Vec<ScanTarget> {
@@ -467,7 +461,7 @@ impl Policy {
         routes.sort_by(|a, b| a.pattern.cmp_specificity(&b.pattern));
 
         if let Some(url) = &doc.blocked_by {
-            check_url(url, false).map_err(PolicyError::BlockedBy)?;
+            crate::address::check_configured_url(url, false).map_err(PolicyError::BlockedBy)?;
         }
         let cache = match doc.verdict_cache {
             None => CacheSettings {
@@ -602,7 +596,8 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     }
     let webhook = match raw.notify {
         Some(n) => {
-            check_url(&n.webhook, true).map_err(RouteProblem::Webhook)?;
+            crate::address::check_configured_url(&n.webhook, true)
+                .map_err(RouteProblem::Webhook)?;
             Some(n.webhook)
         }
         None => None,
@@ -622,36 +617,6 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         kv_timeout_ms: raw.kv_timeout_ms,
         webhook,
     })
-}
-
-/// Checks an absolute URL. Webhooks carry report details, so they must use
-/// TLS, except to this machine (local development and tests).
-fn check_url(url: &str, https_unless_loopback: bool) -> Result<(), String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url:?} is not an absolute URL"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host_port.starts_with('[') {
-        host_port
-            .find(']')
-            .map_or(host_port, |end| &host_port[..=end])
-    } else {
-        host_port.split(':').next().unwrap_or_default()
-    };
-    if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    if url.chars().any(char::is_whitespace) {
-        return Err(format!("{url:?} contains whitespace"));
-    }
-    match scheme {
-        "https" => Ok(()),
-        "http" if !https_unless_loopback => Ok(()),
-        "http" if matches!(host, "127.0.0.1" | "localhost" | "[::1]") => Ok(()),
-        "http" => Err(format!("{url:?} must use https:// (plain http is only allowed to 127.0.0.1, localhost or [::1])")),
-        other => Err(format!("{url:?} has scheme {other:?}; expected https")),
-    }
 }
 
 /// Where the policy comes from.
@@ -710,7 +675,7 @@ mod tests {
         assert_eq!(route.kv_timeout_ms, DEFAULT_KV_TIMEOUT_MS);
         assert_eq!(route.webhook, None);
         assert_eq!(policy.cache.ttl_seconds, DEFAULT_CACHE_TTL_SECONDS);
-        assert_eq!(route.variants, Variants::Dihedral);
+        assert_eq!(route.variants, QuerySet::Dihedral);
         assert_eq!(route.verdict_key(), "t31:d:demo");
     }
 
@@ -724,7 +689,7 @@ mod tests {
         let route = &policy.routes()[0];
         assert!(!route.enabled);
         assert_eq!(route.pdq_threshold, 10);
-        assert_eq!(route.variants, Variants::All);
+        assert_eq!(route.variants, QuerySet::All);
         assert_eq!(route.verdict_key(), "t10:a:demo");
         assert!(route.scan_responses && route.scan_uploads);
         assert_eq!(route.fail, FailMode::Closed);

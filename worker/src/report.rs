@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::events::{ActionTaken, Direction, Event, EventKind};
-use crate::verdict::MatchSummary;
+use hashgate::matching::MatchRecord;
 
 pub const REPORT_PREFIX: &str = "report/v1/";
 pub const UNSCANNED_PREFIX: &str = "unscanned/v1/";
@@ -89,7 +89,7 @@ pub struct ReportRecord {
     pub directions: Vec<Direction>,
     /// The closest match and up to 8 more (match records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub matches: Vec<MatchSummary>,
+    pub matches: Vec<MatchRecord>,
     /// Why the image could not be checked (unscanned records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -156,23 +156,7 @@ pub fn merge(existing: Option<ReportRecord>, event: &Event, now_ms: u64) -> (Rep
     let retain_until =
         crate::events::rfc3339(now_ms.saturating_add(retention_seconds(event.kind) * 1000));
     let Some(mut record) = existing else {
-        let mut matches = Vec::new();
-        if let (Some(list), Some(hash_type), Some(hash), Some(distance)) = (
-            &event.list,
-            &event.hash_type,
-            &event.list_hash,
-            event.distance,
-        ) {
-            matches.push(MatchSummary {
-                list: list.clone(),
-                entry_id: event.entry_id.clone(),
-                hash_type: hash_type.clone(),
-                hash: hash.clone(),
-                distance,
-                matched_by: event.matched_by.clone().unwrap_or_default(),
-            });
-        }
-        matches.extend(event.other_matches.iter().cloned());
+        let matches = event.matches.clone();
         let mut actions = ActionCounts::default();
         actions.add(event.action);
         let record = ReportRecord {
@@ -271,13 +255,13 @@ mod tests {
             width: 1,
             height: 1,
         };
-        let m = MatchSummary {
+        let m = MatchRecord {
             list: "demo".into(),
-            entry_id: Some("demo-1".into()),
-            hash_type: "pdq".into(),
+            id: Some("demo-1".into()),
+            kind: "pdq".into(),
             hash: "cc".repeat(32),
             distance: 4,
-            matched_by: "pdq".into(),
+            variant: Some("orig".into()),
         };
         Event::matched(
             id.into(),
@@ -305,7 +289,7 @@ mod tests {
             )
         );
         assert_eq!(record.matches.len(), 1);
-        assert_eq!(record.matches[0].entry_id.as_deref(), Some("demo-1"));
+        assert_eq!(record.matches[0].id.as_deref(), Some("demo-1"));
         assert_eq!(record.actions.blocked, 1);
         assert_eq!(record.retain_until, "1971-01-01T00:00:01.000Z");
 

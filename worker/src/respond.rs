@@ -25,13 +25,7 @@ pub use runtime::*;
 pub fn blocked_by_link(blocked_by: Option<&str>, request_url: &str) -> String {
     match blocked_by {
         Some(url) => url.to_owned(),
-        None => {
-            let after_scheme = request_url.find("://").map_or(0, |i| i + 3);
-            let end = request_url[after_scheme..]
-                .find('/')
-                .map_or(request_url.len(), |i| after_scheme + i);
-            format!("{}/", &request_url[..end])
-        }
+        None => format!("{}/", crate::address::origin_of(request_url)),
     }
 }
 

@@ -6,15 +6,15 @@
 //! runtime glue in [`crate::intercept`] only adds the I/O around it.
 
 use hashgate::digest::ExactDigests;
-use hashgate::index::{Match, MatchedBy, Query};
-use hashgate::variants::{Variant, VariantOptions};
+use hashgate::index::{Match, Query};
+use hashgate::matching::MatchRecord;
 use hashgate::{
     hash_image_with_digests, DecodeOptions, HashOptions, ImageHashes, Limits, Reduction,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScanError;
-use crate::policy::{FailMode, Route, Undecodable, Variants};
+use crate::policy::{FailMode, Route, Undecodable};
 use hashgate::HashError;
 
 /// What is kept about a scanned image: its identity, never its bytes.
@@ -27,61 +27,28 @@ pub struct ImageSummary {
     pub height: u32,
 }
 
-/// One list entry an image matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MatchSummary {
-    pub list: String,
-    pub entry_id: Option<String>,
-    /// `pdq`, `md5`, `sha1`, `sha256` or `vec72`.
-    pub hash_type: String,
-    /// The list's hash.
-    pub hash: String,
-    pub distance: u32,
-    /// Which of the image's hashes matched: `pdq` (its own), a variant such
-    /// as `pdq-rot90`, `pdq-pixels-flipx` or `pdq-trimmed`, a view such as
-    /// `pdq-over-white`, `pdq-frame-3` or `pdq-embedded-2` (the hasher's
-    /// variant names), or a digest name (`sha256`; `sha256-embedded-1`
-    /// for an image embedded in an SVG or an icon).
-    pub matched_by: String,
-}
-
 /// The outcome of checking one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Clean,
     /// Matches, closest first (never empty).
-    Match(Vec<MatchSummary>),
-}
-
-impl Verdict {
-    /// The closest match, if any.
-    pub fn best(&self) -> Option<&MatchSummary> {
-        match self {
-            Verdict::Clean => None,
-            Verdict::Match(matches) => matches.first(),
-        }
-    }
+    Match(Vec<MatchRecord>),
 }
 
 /// The hasher's options at the edge: the isolate's limits with the
-/// route's byte cap, reduced-scale decoding, the 8 dihedral variants so
-/// that rotated and mirrored copies match, and with `variants: all` the
-/// pixel orientations and border trimming too.
+/// route's byte cap, reduced-scale decoding, and the route's query set
+/// (by default the 8 dihedral hashes, so that rotated and mirrored copies
+/// match; with `variants: all` the pixel orientations and border trimming
+/// too).
 pub fn hash_options(route: &Route) -> HashOptions {
     let mut limits = Limits::edge();
     limits.max_input_bytes = limits.max_input_bytes.min(route.max_bytes);
-    HashOptions {
-        decode: DecodeOptions {
-            limits,
-            reduction: Reduction::DEFAULT,
-            apply_exif: false,
-        },
-        dihedral: true,
-        variants: match route.variants {
-            Variants::Dihedral => VariantOptions::NONE,
-            Variants::All => VariantOptions::ALL,
-        },
-    }
+    let decode = DecodeOptions {
+        limits,
+        reduction: Reduction::DEFAULT,
+        apply_exif: false,
+    };
+    HashOptions::for_query(route.variants, decode)
 }
 
 /// Hash phase, with the body's exact digests already taken.
@@ -147,37 +114,20 @@ pub fn verdict(matches: &[Match], hashes: &ImageHashes) -> Verdict {
     if matches.is_empty() {
         return Verdict::Clean;
     }
-    let labels = hashes.query_pdq();
-    Verdict::Match(
-        matches
-            .iter()
-            .map(|m| MatchSummary {
-                list: m.list.clone(),
-                entry_id: m.id.clone(),
-                hash_type: m.kind.name().to_owned(),
-                hash: m.hash.to_string(),
-                distance: m.distance,
-                matched_by: match m.matched_by {
-                    MatchedBy::Pdq(i) => match labels.get(i) {
-                        Some((Variant::Original, _)) | None => "pdq".to_owned(),
-                        Some((variant, _)) => format!("pdq-{variant}"),
-                    },
-                    // The body's three digests, then three per image
-                    // embedded in an SVG or an icon (`Query::for_image`).
-                    MatchedBy::Exact(i) if i >= 3 => {
-                        format!("{}-embedded-{}", m.kind.name(), i / 3)
-                    }
-                    MatchedBy::Exact(_) => m.kind.name().to_owned(),
-                    MatchedBy::Vec72 => "vec72".to_owned(),
-                },
-            })
-            .collect(),
-    )
+    Verdict::Match(MatchRecord::for_image(hashes, matches.to_vec()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The closest match of a verdict.
+    fn best(verdict: &Verdict) -> Option<&MatchRecord> {
+        match verdict {
+            Verdict::Clean => None,
+            Verdict::Match(matches) => matches.first(),
+        }
+    }
 
     /// The hash phase with the hasher's own digests.
     fn hashed(bytes: &[u8], route: &Route) -> Result<ImageHashes, ScanError> {
@@ -223,17 +173,18 @@ mod tests {
         ))
         .unwrap();
         let v = check(&chelsea, &route(""), &list);
-        let best = v.best().expect("chelsea is on the demo list");
-        assert_eq!(best.list, "demo");
-        assert_eq!(best.entry_id.as_deref(), Some("demo-chelsea"));
-        assert_eq!(best.hash_type, "pdq");
-        assert!(best.distance <= 31);
+        let chelsea = best(&v).expect("chelsea is on the demo list");
+        assert_eq!(chelsea.list, "demo");
+        assert_eq!(chelsea.id.as_deref(), Some("demo-chelsea"));
+        assert_eq!(chelsea.kind, "pdq");
+        assert!(chelsea.distance <= 31);
         assert_eq!(
             check(&fixture("photos/coffee.jpg"), &route(""), &list),
             Verdict::Clean
         );
         let rocket = check(&fixture("photos/rocket.jpg"), &route(""), &list);
-        assert_eq!(rocket.best().map(|m| m.matched_by.as_str()), Some("sha256"));
+        assert_eq!(best(&rocket).map(|m| m.kind.as_str()), Some("sha256"));
+        assert_eq!(best(&rocket).and_then(|m| m.variant.as_deref()), None);
     }
 
     #[test]

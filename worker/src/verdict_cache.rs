@@ -25,7 +25,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::verdict::{ImageSummary, MatchSummary, Verdict};
+use crate::verdict::{ImageSummary, Verdict};
+use hashgate::matching::MatchRecord;
 
 /// A remembered verdict and the image it was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,7 @@ pub struct SharedVerdict {
     pub v: u32,
     pub image: ImageSummary,
     /// Empty: clean.
-    pub matches: Vec<MatchSummary>,
+    pub matches: Vec<MatchRecord>,
 }
 
 impl SharedVerdict {

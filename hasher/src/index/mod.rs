@@ -30,6 +30,8 @@ pub mod query;
 pub mod record;
 pub mod resident;
 pub mod snapshot;
+#[cfg(feature = "store")]
+pub mod store;
 
 use core::fmt;
 

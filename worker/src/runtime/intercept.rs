@@ -1,0 +1,798 @@
+//! The request path, as named phases.
+//!
+//! ```text
+//! route        which policy applies: the path read as origins read it (decoded, dot segments,
+//!              every ambiguous reading; see crate::canonical), most specific pattern per
+//!              reading, most protective across readings; none or disabled: pass through
+//! exempt       HEAD and websocket upgrades: pass through
+//! upload       any request with a body on a route scanning uploads: read, decode, find every image
+//!              an origin could extract (upload.rs) -> 451 before the origin sees it, fail mode for
+//!              what cannot be read, or forward the same bytes
+//! origin       fetch upstream (redirects not followed)
+//! inspect      should this response be looked at? (status, Content-Type)
+//! whole        a 206: fetch the whole object, check it, answer the range from the checked
+//!              bytes (crate::ranged)
+//! read         read a clone of the body under the route's cap and the isolate's memory
+//!              budget (a peek for non-image types), decoding any Content-Encoding left
+//! generation   the current index generation (hg2/current, one KV read per refresh interval)
+//! remembered   a verdict for these bytes (SHA-256), route and generation: this isolate's, then the colo's Cache API
+//! hash         PDQ + 8 dihedral variants + views (alpha, frames, SVG images) + MD5/SHA-1/SHA-256,
+//!              in wasm
+//! look up      the resident index in memory (loaded once per isolate and generation), or KV bucket reads
+//! verdict      clean or match
+//! respond      clean: the origin's response object itself; block: 451; flag: original + event;
+//!              failure: fail open (original + "unscanned" event) or closed (503 + event);
+//!              an undecodable format (AVIF, HEIF, JPEG XL) as the route's `undecodable`
+//!              says; an SVG with no raster image in it: original, no event
+//! ```
+//!
+//! Passing responses are the origin's own `Response` objects: the scan reads
+//! a clone (a tee of the body), so status, status text, headers and bytes
+//! are exactly the origin's, and anything not inspected is never buffered.
+//! Nothing here panics on input: every failure is a [`ScanError`] handled by
+//! the fail mode, or a `JsValue` error for the runtime itself.
+
+use wasm_bindgen::JsValue;
+use web_sys::{Request, Response};
+use worker::{Context, Env};
+
+use crate::body::{self, BodyRead, ReadPlan};
+use crate::budget::Reservation;
+use crate::canonical::RequestTarget;
+use crate::config::{self, with_cache, Config};
+use crate::current_index;
+use crate::digests;
+use crate::encoding;
+use crate::error::ScanError;
+use crate::events::{ActionTaken, Direction, Event, EventContext};
+use crate::origin;
+use crate::outbox;
+use crate::policy::{Action, Route};
+use crate::ranged;
+use crate::respond;
+use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, wasm_memory_bytes};
+use crate::shared_verdicts;
+use crate::sniff::{self, Inspect};
+use crate::upload::{self, UploadPlan};
+use crate::verdict::{self, Fallback, ImageSummary, Verdict};
+use crate::verdict_cache::{CacheKey, Cached};
+
+/// Handles one request.
+pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response, JsValue> {
+    let request_id = request_id(&request);
+    if header(&request.headers(), origin::LOOP_GUARD).is_some() {
+        log_error(&format!(
+            "hashgate: request {request_id} came from this worker: ORIGIN is not set, so requests \
+             go to the host they name, which under wrangler dev is the worker itself. Set the \
+             origin, e.g. npx wrangler dev --var ORIGIN:http://127.0.0.1:8080"
+        ));
+        return respond::loop_detected(&request_id);
+    }
+    // Events this isolate could not queue earlier go out now, after the
+    // response, once the queue takes them again.
+    if outbox::due() {
+        let env = env.clone();
+        ctx.wait_until(async move { outbox::drain_and_log(&env).await });
+    }
+    let config = match config::load(&env).await {
+        Ok(config) => config,
+        Err(e) => {
+            log_error(&format!("hashgate: request {request_id}: {e}"));
+            return respond::internal_error(&request_id);
+        }
+    };
+
+    // Phase: route.
+    let url = request.url();
+    let route = RequestTarget::parse(&url)
+        .route(&config.policy)
+        .filter(|r| r.enabled)
+        .cloned();
+    let Some(route) = route else {
+        return pass_through(&request, &config, &request_id).await;
+    };
+
+    // Phase: exempt.
+    let method = request.method();
+    let upgrade =
+        header(&request.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if upgrade || method.eq_ignore_ascii_case("HEAD") {
+        return pass_through(&request, &config, &request_id).await;
+    }
+
+    let scope = Scope {
+        env,
+        ctx,
+        config,
+        route,
+        request_id,
+        url,
+    };
+
+    // Phase: upload.
+    let upstream = if scope.route.scan_uploads {
+        match scope.check_upload(&request).await? {
+            Upload::Refused(response) => return Ok(response),
+            Upload::Forward(upstream) => upstream,
+        }
+    } else {
+        origin::upstream(&request, scope.config.origin.as_deref())?
+    };
+
+    // Phase: origin.
+    let response = match origin::fetch(&upstream).await {
+        Ok(response) => response,
+        Err(e) => {
+            log_warn(&format!(
+                "hashgate: origin fetch failed for {}: {}",
+                scope.url,
+                js_error_text(&e)
+            ));
+            return respond::bad_gateway(&scope.request_id);
+        }
+    };
+    if !scope.route.scan_responses {
+        return Ok(response);
+    }
+    scope.check_response(&request, response).await
+}
+
+/// No route, or the route is off: the request goes to the origin and the
+/// origin's response comes back as it is, streaming.
+async fn pass_through(
+    request: &Request,
+    config: &Config,
+    request_id: &str,
+) -> Result<Response, JsValue> {
+    let upstream = origin::upstream(request, config.origin.as_deref())?;
+    match origin::fetch(&upstream).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            log_warn(&format!(
+                "hashgate: origin fetch failed for {}: {}",
+                request.url(),
+                js_error_text(&e)
+            ));
+            respond::bad_gateway(request_id)
+        }
+    }
+}
+
+/// `cf-ray` when Cloudflare set it (so operators can correlate with their
+/// logs), else a fresh UUID.
+fn request_id(request: &Request) -> String {
+    header(&request.headers(), "cf-ray")
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .unwrap_or_else(uuid)
+}
+
+fn content_length(headers: &web_sys::Headers) -> Option<u64> {
+    header(headers, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether `Content-Length` counts the bytes a body stream yields: true
+/// unless the runtime decodes the `Content-Encoding` itself.
+fn length_is_exact(headers: &web_sys::Headers) -> bool {
+    header(headers, "content-encoding").is_none_or(|e| !encoding::runtime_decodes(&e))
+}
+
+/// What a response body is to be read as: [`ReadPlan`]'s codings, or, for a
+/// coding that cannot be decoded, whether that is a failure (an image-typed
+/// or untyped body, which a client may decode and show) or a pass.
+fn codings_of(
+    headers: &web_sys::Headers,
+    inspect: Inspect,
+) -> Result<Vec<encoding::Coding>, Option<ScanError>> {
+    match encoding::remaining(header(headers, "content-encoding").as_deref()) {
+        Ok(codings) => Ok(codings),
+        Err(e) => {
+            let untyped = matches!(
+                sniff::media_type(header(headers, "content-type").as_deref()).as_deref(),
+                None | Some("application/octet-stream") | Some("binary/octet-stream")
+            );
+            if inspect == Inspect::Read || untyped {
+                Err(Some(e.into()))
+            } else {
+                Err(None)
+            }
+        }
+    }
+}
+
+/// What the upload phase decided.
+enum Upload {
+    /// Answer this instead of going to the origin.
+    Refused(Response),
+    /// Send this to the origin.
+    Forward(Request),
+}
+
+/// An image that was checked.
+struct Checked {
+    image: ImageSummary,
+    verdict: Verdict,
+    cached: bool,
+}
+
+impl Checked {
+    fn remembered(hit: Cached) -> Self {
+        Checked {
+            image: hit.image,
+            verdict: hit.verdict,
+            cached: true,
+        }
+    }
+}
+
+/// An image that could not be checked.
+struct Unchecked {
+    error: ScanError,
+    sha256: Option<String>,
+}
+
+/// Everything one scanned request needs.
+struct Scope {
+    env: Env,
+    ctx: Context,
+    config: Config,
+    route: Route,
+    request_id: String,
+    url: String,
+}
+
+impl Scope {
+    fn event_context(
+        &self,
+        direction: Direction,
+        field: Option<String>,
+        filename: Option<String>,
+    ) -> EventContext {
+        EventContext {
+            request_id: self.request_id.clone(),
+            route: self.route.pattern.as_str().to_owned(),
+            url: self.url.clone(),
+            direction,
+            field,
+            filename,
+        }
+    }
+
+    /// Puts an event on the queue without delaying the response; if the
+    /// queue refuses it, it waits in the outbox ([`outbox`]).
+    fn emit(&self, event: Event) {
+        let env = self.env.clone();
+        self.ctx.wait_until(async move {
+            outbox::send(&env, &event).await;
+        });
+    }
+
+    /// Phases generation -> remembered -> hash -> look up -> verdict for one
+    /// image. A remembered verdict (this isolate's, then the colo's Cache
+    /// API) is keyed by the bytes' SHA-256, the route and the current index
+    /// generation.
+    async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
+        let digests = digests::exact_digests(bytes).await;
+        let sha256 = digests.sha256.to_string();
+        let unchecked = |error: ScanError| Unchecked {
+            error,
+            sha256: Some(sha256.clone()),
+        };
+        // Phase: generation (one small KV read per refresh interval).
+        let manifest = current_index::manifest(
+            &self.env,
+            self.config.policy.index.refresh_seconds,
+            self.route.kv_timeout_ms,
+        )
+        .await
+        .map_err(unchecked)?;
+        current_index::check_lists(&manifest, &self.route.lists).map_err(unchecked)?;
+        // Phase: remembered.
+        let key = CacheKey {
+            route: self.route.verdict_key(),
+            generation: manifest.generation.clone(),
+            sha256: sha256.clone(),
+        };
+        let cache = self.config.policy.cache;
+        if let Some(hit) = with_cache(|c| c.get(&key, now_ms())) {
+            return Ok(Checked::remembered(hit));
+        }
+        if cache.shared && cache.ttl_seconds > 0 {
+            if let Some(hit) = shared_verdicts::get(&key).await {
+                with_cache(|c| c.insert(key.clone(), hit.clone(), now_ms()));
+                return Ok(Checked::remembered(hit));
+            }
+        }
+        // Phase: hash.
+        let hashes = verdict::hash(bytes, &self.route, digests).map_err(unchecked)?;
+        // Phase: look up.
+        let query = verdict::query(&hashes, &self.route);
+        let matches = current_index::find(&self.env, &manifest, &query, self.route.kv_timeout_ms)
+            .await
+            .map_err(unchecked)?;
+        // Phase: verdict.
+        let checked = Checked {
+            image: verdict::summarize(&hashes),
+            verdict: verdict::verdict(&matches, &hashes),
+            cached: false,
+        };
+        let value = Cached {
+            image: checked.image.clone(),
+            verdict: checked.verdict.clone(),
+        };
+        with_cache(|c| c.insert(key.clone(), value.clone(), now_ms()));
+        if cache.shared && cache.ttl_seconds > 0 {
+            self.ctx.wait_until(async move {
+                shared_verdicts::put(&key, &value, cache.ttl_seconds).await;
+            });
+        }
+        Ok(checked)
+    }
+
+    /// How a response body (or the whole object behind a 206) is read.
+    fn response_plan<'a>(
+        &self,
+        inspect: Inspect,
+        headers: &web_sys::Headers,
+        codings: &'a [encoding::Coding],
+    ) -> ReadPlan<'a> {
+        ReadPlan {
+            inspect,
+            declared: content_length(headers),
+            exact: length_is_exact(headers),
+            cap: self.route.max_bytes,
+            codings,
+            worth_reading: body::is_image,
+        }
+    }
+
+    /// Phases whole -> inspect -> read -> check -> respond for a response.
+    async fn check_response(
+        &self,
+        request: &Request,
+        response: Response,
+    ) -> Result<Response, JsValue> {
+        // Phase: whole. A piece of an image is never passed unchecked.
+        if response.status() == 206 {
+            return self.check_partial(request, response).await;
+        }
+        let headers = response.headers();
+        // Phase: inspect.
+        let inspect = sniff::inspect_response(
+            response.status(),
+            header(&headers, "content-type").as_deref(),
+            header(&headers, "content-range").as_deref(),
+        );
+        if let Inspect::Skip(_) = inspect {
+            return self.debug(response, "skip", None);
+        }
+
+        // Phase: read (a clone; the original stays intact).
+        let codings = match codings_of(&headers, inspect) {
+            Ok(codings) => codings,
+            Err(None) => return self.debug(response, "not-image (unknown encoding)", None),
+            Err(Some(error)) => {
+                return self.fail_response(
+                    response,
+                    Unchecked {
+                        error,
+                        sha256: None,
+                    },
+                )
+            }
+        };
+        let probe = response.clone()?;
+        let mut held = Reservation::new(self.config.policy.memory);
+        let read = body::read(
+            probe.body(),
+            self.response_plan(inspect, &headers, &codings),
+            &mut held,
+        )
+        .await;
+        let bytes = match read {
+            Ok(BodyRead::NotImage) => return self.debug(response, "not-image", None),
+            Ok(BodyRead::Complete(bytes)) => bytes,
+            Err(error) => {
+                return self.fail_response(
+                    response,
+                    Unchecked {
+                        error,
+                        sha256: None,
+                    },
+                )
+            }
+        };
+
+        // Phases: hash, look up, verdict.
+        match self.check_image(&bytes).await {
+            Ok(checked) => self.respond_to_response(response, checked),
+            Err(unchecked) => self.fail_response(response, unchecked),
+        }
+    }
+
+    /// Phase: whole, for a `206`: the whole object is fetched without
+    /// `Range` and checked like any response; a clean one answers the
+    /// client's range from the checked bytes ([`ranged::answer`]), so what
+    /// the client gets is what was checked, whatever the origin's 206 held.
+    /// A whole object that is not an image leaves the origin's 206 as it is.
+    async fn check_partial(
+        &self,
+        request: &Request,
+        partial: Response,
+    ) -> Result<Response, JsValue> {
+        let unchecked = |error: ScanError| Unchecked {
+            error,
+            sha256: None,
+        };
+        let whole_request = origin::upstream_whole(request, self.config.origin.as_deref())?;
+        let whole = match origin::fetch(&whole_request).await {
+            Ok(whole) => whole,
+            Err(e) => {
+                let error = ScanError::Body(format!(
+                    "fetching the whole object failed: {}",
+                    js_error_text(&e)
+                ));
+                return self.fail_response(partial, unchecked(error));
+            }
+        };
+        let headers = whole.headers();
+        if whole.status() != 200 {
+            if let Some(body) = whole.body() {
+                let _ = body.cancel();
+            }
+            let error = ScanError::Body(format!(
+                "the whole object answered {} to a request without Range",
+                whole.status()
+            ));
+            return self.fail_response(partial, unchecked(error));
+        }
+        let inspect =
+            sniff::inspect_response(200, header(&headers, "content-type").as_deref(), None);
+        if let Inspect::Skip(_) = inspect {
+            if let Some(body) = whole.body() {
+                let _ = body.cancel();
+            }
+            return self.debug(partial, "skip", None);
+        }
+        let codings = match codings_of(&headers, inspect) {
+            Ok(codings) => codings,
+            Err(found) => {
+                if let Some(body) = whole.body() {
+                    let _ = body.cancel();
+                }
+                return match found {
+                    None => self.debug(partial, "not-image (unknown encoding)", None),
+                    Some(error) => self.fail_response(partial, unchecked(error)),
+                };
+            }
+        };
+        let mut held = Reservation::new(self.config.policy.memory);
+        let read = body::read(
+            whole.body(),
+            self.response_plan(inspect, &headers, &codings),
+            &mut held,
+        )
+        .await;
+        let bytes = match read {
+            Ok(BodyRead::NotImage) => return self.debug(partial, "not-image", None),
+            Ok(BodyRead::Complete(bytes)) => bytes,
+            Err(error) => return self.fail_response(partial, unchecked(error)),
+        };
+        match self.check_image(&bytes).await {
+            Ok(checked) if matches!(checked.verdict, Verdict::Match(_)) => {
+                self.respond_to_response(partial, checked)
+            }
+            Ok(checked) => {
+                if let Some(body) = partial.body() {
+                    let _ = body.cancel();
+                }
+                let answer = ranged::answer(request, &headers, &bytes)?;
+                let state = if checked.cached {
+                    "clean (cached)"
+                } else {
+                    "clean"
+                };
+                self.debug(answer, state, None)
+            }
+            Err(unchecked) => self.fail_response(partial, unchecked),
+        }
+    }
+
+    /// Phase: respond, for a checked response.
+    fn respond_to_response(
+        &self,
+        response: Response,
+        checked: Checked,
+    ) -> Result<Response, JsValue> {
+        let Verdict::Match(matches) = &checked.verdict else {
+            let state = if checked.cached {
+                "clean (cached)"
+            } else {
+                "clean"
+            };
+            return self.debug(response, state, None);
+        };
+        let cx = self.event_context(Direction::Response, None, None);
+        self.emit(Event::matched(
+            uuid(),
+            now_ms(),
+            &cx,
+            self.route.action,
+            &checked.image,
+            matches,
+            checked.cached,
+        ));
+        match self.route.action {
+            Action::Block => {
+                if let Some(body) = response.body() {
+                    let _ = body.cancel();
+                }
+                let link =
+                    respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
+                let blocked =
+                    respond::unavailable_for_legal_reasons(&link, &self.request_id, false)?;
+                let state = if checked.cached {
+                    "match (cached)"
+                } else {
+                    "match"
+                };
+                self.debug(blocked, state, Some(&checked))
+            }
+            Action::Flag => self.debug(response, "match (flagged)", Some(&checked)),
+        }
+    }
+
+    /// The fail mode, for a response that could not be checked.
+    fn fail_response(&self, response: Response, unchecked: Unchecked) -> Result<Response, JsValue> {
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Nothing => return self.debug(response, unchecked.error.reason(), None),
+            Fallback::Pass => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
+        };
+        log_warn(&format!(
+            "hashgate: not checked ({}), {:?}: {} [{}]",
+            unchecked.error.reason(),
+            fallback,
+            self.url,
+            unchecked.error
+        ));
+        let cx = self.event_context(Direction::Response, None, None);
+        self.emit(Event::unscanned(
+            uuid(),
+            now_ms(),
+            &cx,
+            taken,
+            &unchecked.error,
+            unchecked.sha256,
+        ));
+        match fallback {
+            Fallback::Nothing | Fallback::Pass => {
+                self.debug(response, unchecked.error.reason(), None)
+            }
+            Fallback::Refuse => {
+                if let Some(body) = response.body() {
+                    let _ = body.cancel();
+                }
+                respond::not_checked(&self.request_id)
+            }
+        }
+    }
+
+    /// Phase: upload. Reads the body of any request that has one (from a
+    /// clone), decodes it, and checks every image an origin could extract
+    /// from it ([`upload`]) before anything reaches the origin.
+    async fn check_upload(&self, request: &Request) -> Result<Upload, JsValue> {
+        let origin = self.config.origin.as_deref();
+        let headers = request.headers();
+        let content_type = header(&headers, "content-type");
+        let content_encoding = header(&headers, "content-encoding");
+        let plan = upload::plan(
+            request.body().is_some(),
+            content_type.as_deref(),
+            content_encoding.as_deref(),
+        );
+        let UploadPlan::Read(inspect) = plan else {
+            return Ok(Upload::Forward(origin::upstream(request, origin)?));
+        };
+
+        let probe = request.clone()?;
+        let mut held = Reservation::new(self.config.policy.memory);
+        let read = body::read(
+            probe.body(),
+            ReadPlan {
+                inspect,
+                declared: content_length(&headers),
+                exact: length_is_exact(&headers),
+                cap: self.route.max_bytes,
+                codings: &[],
+                worth_reading: upload::worth_reading,
+            },
+            &mut held,
+        )
+        .await;
+        let bytes = match read {
+            Ok(BodyRead::NotImage) => {
+                return Ok(Upload::Forward(origin::upstream(request, origin)?))
+            }
+            Ok(BodyRead::Complete(bytes)) => bytes,
+            Err(error) => {
+                return self.fail_upload(
+                    request,
+                    Unchecked {
+                        error,
+                        sha256: None,
+                    },
+                    None,
+                )
+            }
+        };
+
+        // The body as the origin would read it, and every image in it.
+        let decoded = match encoding::applied(content_encoding.as_deref()).and_then(|codings| {
+            if codings.is_empty() {
+                Ok(std::borrow::Cow::Borrowed(bytes.as_slice()))
+            } else {
+                encoding::decode(bytes.clone(), &codings, self.route.max_bytes)
+                    .map(std::borrow::Cow::Owned)
+            }
+        }) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let unchecked = Unchecked {
+                    error: e.into(),
+                    sha256: None,
+                };
+                return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
+            }
+        };
+        let findings = upload::find_images(content_type.as_deref(), &decoded);
+        let images = findings
+            .images
+            .iter()
+            .map(|i| (i.field.clone(), i.filename.clone(), &*i.bytes));
+
+        let mut failure: Option<(Unchecked, Option<String>, Option<String>)> = None;
+        for (field, filename, image) in images {
+            match self.check_image(image).await {
+                Ok(Checked {
+                    verdict: Verdict::Match(matches),
+                    image: summary,
+                    cached,
+                }) => {
+                    let cx = self.event_context(Direction::Upload, field, filename);
+                    self.emit(Event::matched(
+                        uuid(),
+                        now_ms(),
+                        &cx,
+                        self.route.action,
+                        &summary,
+                        &matches,
+                        cached,
+                    ));
+                    if self.route.action == Action::Block {
+                        let link = respond::blocked_by_link(
+                            self.config.policy.blocked_by.as_deref(),
+                            &self.url,
+                        );
+                        return Ok(Upload::Refused(respond::unavailable_for_legal_reasons(
+                            &link,
+                            &self.request_id,
+                            true,
+                        )?));
+                    }
+                }
+                Ok(_) => {}
+                Err(unchecked) => {
+                    let nothing =
+                        verdict::fallback(&self.route, &unchecked.error) == Fallback::Nothing;
+                    if failure.is_none() && !nothing {
+                        failure = Some((unchecked, field, filename));
+                    }
+                }
+            }
+        }
+        // A body read only in part is reported as such, before what its
+        // parts' checks found.
+        if let Some(error) = findings.unreadable {
+            let unchecked = Unchecked {
+                error: error.into(),
+                sha256: None,
+            };
+            return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
+        }
+        if let Some((unchecked, field, filename)) = failure {
+            return self.fail_upload(request, unchecked, Some((field, filename, &bytes)));
+        }
+        Ok(Upload::Forward(origin::upstream_with_body(
+            request, origin, &bytes,
+        )?))
+    }
+
+    /// The fail mode, for an upload that could not be checked. `read` is
+    /// the part's name and the whole body, when the body was read.
+    fn fail_upload(
+        &self,
+        request: &Request,
+        unchecked: Unchecked,
+        read: Option<(Option<String>, Option<String>, &[u8])>,
+    ) -> Result<Upload, JsValue> {
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Pass | Fallback::Nothing => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
+        };
+        log_warn(&format!(
+            "hashgate: upload not checked ({}), {:?}: {} [{}]",
+            unchecked.error.reason(),
+            fallback,
+            self.url,
+            unchecked.error
+        ));
+        let (field, filename, body) = match read {
+            Some((field, filename, body)) => (field, filename, Some(body)),
+            None => (None, None, None),
+        };
+        if fallback != Fallback::Nothing {
+            let cx = self.event_context(Direction::Upload, field, filename);
+            self.emit(Event::unscanned(
+                uuid(),
+                now_ms(),
+                &cx,
+                taken,
+                &unchecked.error,
+                unchecked.sha256,
+            ));
+        }
+        match (fallback, body) {
+            (Fallback::Refuse, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
+            (_, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
+                request,
+                self.config.origin.as_deref(),
+                body,
+            )?)),
+            (_, None) => Ok(Upload::Forward(origin::upstream(
+                request,
+                self.config.origin.as_deref(),
+            )?)),
+        }
+    }
+
+    /// With `DEBUG` set, adds headers saying what happened (never in
+    /// production: they change the origin's headers).
+    fn debug(
+        &self,
+        response: Response,
+        state: &str,
+        checked: Option<&Checked>,
+    ) -> Result<Response, JsValue> {
+        if !self.config.debug {
+            return Ok(response);
+        }
+        let init = web_sys::ResponseInit::new();
+        init.set_status(response.status());
+        init.set_status_text(&response.status_text());
+        let headers = web_sys::Headers::new_with_headers(&response.headers())?;
+        headers.set("X-Hashgate-Verdict", state)?;
+        headers.set("X-Hashgate-Wasm-Memory", &wasm_memory_bytes().to_string())?;
+        if let Some(Checked {
+            verdict: Verdict::Match(m),
+            ..
+        }) = checked
+        {
+            if let Some(best) = m.first() {
+                headers.set(
+                    "X-Hashgate-Match",
+                    &format!(
+                        "{} {} {} d={}",
+                        best.list,
+                        best.kind,
+                        best.variant.as_deref().unwrap_or("-"),
+                        best.distance
+                    ),
+                )?;
+            }
+        }
+        init.set_headers(&headers);
+        web_sys::Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
+    }
+}
