@@ -24,20 +24,24 @@
 
 pub mod budget;
 pub mod canonical;
+pub mod console;
 pub mod embedded;
 pub mod encoding;
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod multipart;
 pub mod notify;
 pub mod origin;
 pub mod outbox;
+pub mod overrides;
 pub mod pattern;
 pub mod policy;
 pub mod range;
 pub mod report;
 pub mod respond;
 pub mod sniff;
+pub mod telemetry;
 pub mod upload;
 pub mod verdict;
 pub mod verdict_cache;
@@ -56,6 +60,8 @@ mod digests;
 mod intercept;
 #[cfg(target_arch = "wasm32")]
 mod lookup;
+#[cfg(target_arch = "wasm32")]
+mod overrides_store;
 #[cfg(target_arch = "wasm32")]
 mod ranged;
 #[cfg(target_arch = "wasm32")]

@@ -52,13 +52,19 @@ pub fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
     headers.get(name).ok().flatten()
 }
 
-/// Logs an error to the Workers console (visible in `wrangler tail` and
-/// `wrangler dev`).
+/// Logs an error to the Workers console (visible in `wrangler tail`,
+/// `wrangler dev` and Workers Logs) as one JSON line ([`crate::logging`]).
 pub fn log_error(message: &str) {
-    web_sys::console::error_1(&JsValue::from_str(message));
+    crate::logging::emit(&crate::logging::message(
+        crate::logging::Level::Error,
+        message,
+    ));
 }
 
-/// Logs a warning.
+/// Logs a warning (one JSON line).
 pub fn log_warn(message: &str) {
-    web_sys::console::warn_1(&JsValue::from_str(message));
+    crate::logging::emit(&crate::logging::message(
+        crate::logging::Level::Warn,
+        message,
+    ));
 }
