@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Every page answers with a strict Content-Security-Policy (no script at
-//! all), `no-store`, `DENY` framing and no referrer. Every POST checks the
+//! all), `no-store`, `DENY` framing and no referrer off the console's origin. Every POST checks the
 //! origin, and every action the CSRF token bound to the identity.
 
 use std::cell::RefCell;
@@ -318,7 +318,9 @@ fn respond(
     headers.set("Cache-Control", "no-store")?;
     headers.set("X-Content-Type-Options", "nosniff")?;
     headers.set("X-Frame-Options", "DENY")?;
-    headers.set("Referrer-Policy", "no-referrer")?;
+    // Not no-referrer: with it, browsers send `Origin: null` on form posts,
+    // and the origin check needs the real one.
+    headers.set("Referrer-Policy", "same-origin")?;
     headers.set("Cross-Origin-Opener-Policy", "same-origin")?;
     for (name, value) in extra {
         headers.append(name, value)?;

@@ -75,7 +75,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, current: Page, body: &str) -
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta name=\"referrer\" content=\"same-origin\">\
          <title>{} - hashgate console</title><link rel=\"stylesheet\" href=\"{}console.css\"></head><body>\
          <a class=\"skip\" href=\"#main\">Skip to content</a><header><strong>hashgate console</strong>",
         esc(title),
