@@ -7,9 +7,11 @@
 //! signing) build everywhere and are unit-tested natively with
 //! `cargo test -p hashgate-worker`; the runtime modules are wasm32-only.
 //!
-//! * fetch: [`intercept`] (phases route -> upload -> origin -> inspect ->
-//!   read -> generation -> remembered -> hash -> look up -> verdict ->
-//!   respond);
+//! * fetch: [`intercept`] (phases console -> route -> upload -> origin ->
+//!   inspect -> read -> generation -> remembered -> hash -> look up ->
+//!   verdict (less [`overrides`]) -> respond), each match and failure
+//!   logged and counted ([`telemetry`]); the console ([`console`]) on its
+//!   admin path;
 //! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
 //!   dead letters);
 //! * scheduled (cron): [`outbox`] drain (events the queue refused when

@@ -153,7 +153,7 @@ impl Jwt {
         }
         let aud_ok = match &c.aud {
             Some(Audience::One(a)) => *a == access.aud,
-            Some(Audience::Many(all)) => all.iter().any(|a| *a == access.aud),
+            Some(Audience::Many(all)) => all.contains(&access.aud),
             None => false,
         };
         if !aud_ok {

@@ -232,7 +232,7 @@ pub async fn handle(
             let (all, _) = sightings(&reports).await;
             let now = now_ms() as u64;
             let mut shown: Vec<&Sighting> = all.iter().filter(|s| filter.keeps(s, now)).collect();
-            shown.sort_by(|a, b| b.record.last_seen_ms.cmp(&a.record.last_seen_ms));
+            shown.sort_by_key(|s| std::cmp::Reverse(s.record.last_seen_ms));
             shown.truncate(PAGE_ROWS);
             let routes: BTreeSet<String> = all.iter().map(|s| s.record.route.clone()).collect();
             let lists: BTreeSet<String> = all

@@ -339,10 +339,10 @@ mod tests {
 
     #[test]
     fn defaults_and_roles() {
-        let policy = with(&format!(
-            r#"{{"access": {{"team_domain": "t.cloudflareaccess.com", "aud": "tag"}},
-                "roles": {{"admin": ["Lead@Example.com"], "reviewer": ["group:tns", "*@example.com"], "viewer": ["*"]}}}}"#
-        ))
+        let policy = with(
+            r#"{"access": {"team_domain": "t.cloudflareaccess.com", "aud": "tag"},
+                "roles": {"admin": ["Lead@Example.com"], "reviewer": ["group:tns", "*@example.com"], "viewer": ["*"]}}"#,
+        )
         .unwrap();
         let c = policy.console.as_ref().unwrap();
         assert_eq!(c.path, DEFAULT_PATH);

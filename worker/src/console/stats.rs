@@ -201,7 +201,7 @@ pub fn list_health(sightings: &[Sighting], distinct_threshold: usize) -> Vec<Ent
             })
         })
         .collect();
-    out.sort_by(|a, b| b.distinct_images.cmp(&a.distinct_images));
+    out.sort_by_key(|e| std::cmp::Reverse(e.distinct_images));
     out
 }
 

@@ -158,7 +158,7 @@ pub fn chart(days: &[(&String, &DayCounts)]) -> String {
         .max(1);
     let n = days.len().max(1) as u32;
     let slot = (W - 2 * PAD) / n;
-    let bar = (slot * 7 / 10).max(2);
+    let bar = (slot * 7 / 10).clamp(2, 40);
     let mut svg = format!(
         "<svg role=\"img\" aria-labelledby=\"chart-title\" width=\"{W}\" height=\"{}\" viewBox=\"0 0 {W} {}\" xmlns=\"http://www.w3.org/2000/svg\">\
          <title id=\"chart-title\">Sightings per day by outcome: blocked (red), flagged (amber), unscanned (grey)</title>",
@@ -380,7 +380,7 @@ pub fn sightings(
         let _ = write!(
             b,
             "<tr><td>{}</td><td class=\"url\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td><a href=\"{}sighting?key={}\">{} <span class=\"skip\">for {}</span></a></td></tr>",
+             <td>not preserved yet</td><td>{}</td><td><a href=\"{}sighting?key={}\">{} <span class=\"skip\">for {}</span></a></td></tr>",
             esc(&r.last_seen),
             esc(r.urls.first().map_or("", String::as_str)),
             esc(&r.route),
@@ -389,7 +389,6 @@ pub fn sightings(
             esc(best.map_or("", |m| m.matched_by.as_str())),
             r.count,
             s.outcome(),
-            "not preserved yet",
             if r.notified_at.is_some() { "notified" } else { "not notified" },
             esc(viewer.base),
             q(&r.key),
