@@ -282,8 +282,12 @@ impl Scope {
     async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
         let mut checked = self.check_image_unfiltered(bytes).await?;
         if let Verdict::Match(matches) = &checked.verdict {
-            let overrides =
-                overrides_store::current(&self.env, self.config.policy.index.refresh_seconds).await;
+            let overrides = overrides_store::current(
+                &self.env,
+                self.config.policy.index.refresh_seconds,
+                self.route.kv_timeout_ms,
+            )
+            .await;
             let left = overrides.apply(&checked.image.sha256, matches.clone());
             checked.verdict = if left.is_empty() {
                 Verdict::Clean

@@ -3,15 +3,18 @@
 //! `index.refresh_seconds`, like the index manifest beside it
 //! ([`crate::current_index`]).
 //!
-//! A missing key is "nothing overridden". A value that cannot be read or
-//! does not parse keeps the last good overrides (and is logged): clearing
-//! images is never the result of a failure, and a failure never makes a
-//! cleared image a match again before the next good read either.
+//! A missing key is "nothing overridden". A value that cannot be read in
+//! the route's `kv_timeout_ms` or does not parse keeps the last good
+//! overrides (and is logged): clearing images is never the result of a
+//! failure, a stalled KV never holds a verdict, and a failure never makes
+//! a cleared image a match again before the next good read either.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
-use worker::Env;
+use futures_util::future::{select, Either};
+use worker::{Delay, Env};
 
 use crate::config::HASH_INDEX;
 use crate::overrides::{Overrides, OVERRIDES_KEY};
@@ -27,7 +30,7 @@ thread_local! {
 }
 
 /// The overrides in force.
-pub async fn current(env: &Env, refresh_seconds: u32) -> Rc<Overrides> {
+pub async fn current(env: &Env, refresh_seconds: u32, timeout_ms: u32) -> Rc<Overrides> {
     let now = now_ms();
     let known = KNOWN.with(|cell| {
         cell.borrow()
@@ -40,7 +43,12 @@ pub async fn current(env: &Env, refresh_seconds: u32) -> Rc<Overrides> {
         }
     }
     let last = known.map(|(o, _)| o);
-    let overrides = match read(env).await {
+    let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(timeout_ms))));
+    let read = match select(Box::pin(read(env)), timer).await {
+        Either::Left((read, _)) => read,
+        Either::Right(_) => Err(format!("no answer in {timeout_ms} ms")),
+    };
+    let overrides = match read {
         Ok(overrides) => Rc::new(overrides),
         Err(problem) => {
             log_warn(&format!(
