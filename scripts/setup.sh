@@ -100,6 +100,19 @@ else
   say "npm ci done in $(( $(date +%s) - t0 ))s"
 fi
 
+# --- Chromium (the console's browser tests) ---------------------------------
+# Debian's chromium, driven by the npm playwright-core (which never downloads
+# a browser of its own). Installed only when missing and apt is available.
+if [ -x /usr/bin/chromium ]; then
+  say "ok: chromium"
+elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  say "apt-get install chromium (tests/console.test.mjs)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+    || say "WARNING: chromium could not be installed; tests/console.test.mjs will fail"
+else
+  say "WARNING: /usr/bin/chromium missing and apt-get unavailable; tests/console.test.mjs needs it"
+fi
+
 # --- Python packages -------------------------------------------------------
 if [ "${SKIP_PYTHON:-0}" = 1 ]; then
   say "skip: Python packages (SKIP_PYTHON=1)"

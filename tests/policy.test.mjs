@@ -34,9 +34,19 @@ async function worker(opts) {
 // What a public body must never carry: configuration, KV keys, parse errors.
 const INTERNALS = /kv:|config\/policy|HASH_INDEX|POLICY|ORIGIN|unknown field|routes\[|treshold|pdq_threshold|webhook|misconfigured/i;
 
+// The log is JSON lines (worker/src/logging.rs): match the text and each line's decoded message.
+const logText = (w) =>
+  [w.logs(), ...w.logs().split("\n").flatMap((line) => {
+    try {
+      return [JSON.parse(line.slice(line.indexOf("{"))).message ?? ""];
+    } catch {
+      return [];
+    }
+  })].join("\n");
+
 async function waitForLog(w, pattern) {
   const deadline = Date.now() + 5000;
-  while (!pattern.test(w.logs())) {
+  while (!pattern.test(logText(w))) {
     if (Date.now() > deadline) assert.fail(`the log never said ${pattern}; it has:\n${w.logs()}`);
     await new Promise((r) => setTimeout(r, 50));
   }

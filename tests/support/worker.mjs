@@ -37,6 +37,35 @@ export const DEFAULT_POLICY = {
   routes: [{ pattern: "*/*", action: "flag", lists: ["*"], fail: "open", scan: ["responses"] }],
 };
 
+/** The Analytics Engine binding and dataset (wrangler.toml [[analytics_engine_datasets]]). */
+export const ANALYTICS_BINDING = "HASHGATE_EVENTS";
+export const ANALYTICS_DATASET = "hashgate_events";
+const RECORDER = "hashgate-analytics-recorder";
+
+// A wrapped binding with the dataset's one method (synchronous, as the
+// real one); each data point is printed on one marked line of the
+// runtime's stdout, which startWorker captures.
+const DATA_POINT_MARK = "hashgate-test-data-point ";
+function recordDataPoints(options) {
+  const { cf, host, port, handleRuntimeStdio, analyticsEngineDatasets, ...main } = options;
+  const shared = Object.fromEntries(
+    Object.entries({ cf, host, port, handleRuntimeStdio }).filter(([, v]) => v !== undefined),
+  );
+  return {
+    ...shared,
+    workers: [
+      { ...main, wrappedBindings: { [ANALYTICS_BINDING]: { scriptName: RECORDER } } },
+      {
+        name: RECORDER,
+        modules: true,
+        script: `export default function () {
+          return { writeDataPoint(point) { console.log(${JSON.stringify(DATA_POINT_MARK)} + JSON.stringify(point ?? {})); } };
+        }`,
+      },
+    ],
+  };
+}
+
 /** Host used in URLs sent to the worker (the worker proxies to ORIGIN anyway). */
 export const WORKER_BASE = "http://hashgate.test";
 
@@ -54,8 +83,11 @@ export const WORKER_BASE = "http://hashgate.test";
  * @param {object} [opts.miniflare] extra Miniflare options (override the defaults)
  * @param {object} [opts.faults] from createFaults() (tests/support/faults.mjs): HASH_INDEX and
  *   MATCH_EVENTS go through fault-injecting wrappers around the real bindings
+ * @param {boolean} [opts.recordAnalytics] HASHGATE_EVENTS becomes a recorder with the
+ *   dataset's writeDataPoint: `worker.dataPoints()` lists what was written (Miniflare's
+ *   own local dataset discards data points)
  */
-export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, logs = false, miniflare = {}, faults = null } = {}) {
+export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindings = {}, consumer = {}, http = false, logs = false, miniflare = {}, faults = null, recordAnalytics = false } = {}) {
   if (!existsSync(SCRIPT_PATH)) {
     throw new Error(`${SCRIPT_PATH} not found: build the worker first (bash scripts/build-worker.sh)`);
   }
@@ -70,6 +102,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     // No network fetch of cf.json; request.cf gets a fixed local value.
     cf: false,
     kvNamespaces: KV_NAMESPACES,
+    analyticsEngineDatasets: { [ANALYTICS_BINDING]: { dataset: ANALYTICS_DATASET } },
     queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE } },
     // Deliver each event on its own and fast, so tests see them within ~1 s.
     queueConsumers: {
@@ -90,7 +123,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
       ...bindings,
     },
     ...(http ? { host: "127.0.0.1", port: 0 } : {}),
-    ...(logs
+    ...(logs || recordAnalytics
       ? {
           handleRuntimeStdio(stdout, stderr) {
             for (const stream of [stdout, stderr]) stream.on("data", (chunk) => logged.push(chunk.toString()));
@@ -107,6 +140,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     );
     options = { ...shared, workers: faults.apply(main, { queueName: MATCH_EVENTS_QUEUE }) };
   }
+  if (recordAnalytics) options = recordDataPoints(options);
   const mf = new Miniflare(options);
   const url = await mf.ready;
   // With fault injection, HASH_INDEX is the wrapper; the namespace itself is HASH_INDEX_STORE.
@@ -124,6 +158,13 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     dispose: () => mf.dispose(),
     /** What the worker logged so far (needs `logs: true`). */
     logs: () => logged.join(""),
+    /** Data points written to HASHGATE_EVENTS (needs `recordAnalytics: true`). */
+    dataPoints: () =>
+      logged
+        .join("")
+        .split("\n")
+        .filter((line) => line.includes(DATA_POINT_MARK))
+        .map((line) => JSON.parse(line.slice(line.indexOf(DATA_POINT_MARK) + DATA_POINT_MARK.length))),
     /** Fires the cron trigger (the scheduled handler) once and waits for it. */
     scheduled: async (cron = "* * * * *") => (await mf.getWorker()).scheduled({ cron }),
     /**

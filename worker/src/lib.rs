@@ -8,9 +8,11 @@
 //! natively with `cargo test -p hashgate-worker`; the runtime modules are
 //! wasm32-only and sit in `src/runtime/`.
 //!
-//! * fetch: [`intercept`] (phases route -> upload -> origin -> inspect ->
-//!   read -> generation -> remembered -> hash -> look up -> verdict ->
-//!   respond);
+//! * fetch: [`intercept`] (phases console -> route -> upload -> origin ->
+//!   inspect -> read -> generation -> remembered -> hash -> look up ->
+//!   verdict (less [`overrides`]) -> respond), each match and failure
+//!   logged and counted ([`telemetry`]); the console ([`console`]) on its
+//!   admin path;
 //! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
 //!   dead letters);
 //! * scheduled (cron): [`outbox`] drain (events the queue refused when
@@ -26,20 +28,24 @@
 pub mod address;
 pub mod budget;
 pub mod canonical;
+pub mod console;
 pub mod embedded;
 pub mod encoding;
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod multipart;
 pub mod notify;
 pub mod origin;
 pub mod outbox;
+pub mod overrides;
 pub mod pattern;
 pub mod policy;
 pub mod range;
 pub mod report;
 pub mod respond;
 pub mod sniff;
+pub mod telemetry;
 pub mod upload;
 pub mod verdict;
 pub mod verdict_cache;
@@ -50,7 +56,8 @@ pub mod verdict_cache;
 mod runtime;
 #[cfg(target_arch = "wasm32")]
 use runtime::{
-    body, config, consumer, current_index, digests, intercept, lookup, ranged, shared_verdicts,
+    body, config, consumer, current_index, digests, intercept, lookup, overrides_store, ranged,
+    shared_verdicts,
 };
 
 #[cfg(target_arch = "wasm32")]

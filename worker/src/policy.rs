@@ -39,7 +39,14 @@
 //!   `kv:<key>`, how often the isolate reads the key again. A policy that
 //!   cannot be used (key missing, unreadable, invalid) is logged, never
 //!   shown to clients; the isolate keeps its last good policy or, with
-//!   none, serves [`SAFE_DEFAULT_POLICY`] (see [`crate::config`]).
+//!   none, serves [`SAFE_DEFAULT_POLICY`] (see [`crate::config`]);
+//! * `block_messages`: per list, the sentence a 451 gives as its reason
+//!   (lists are not all CSAM lists: NCII and terrorist-content lists
+//!   exist too), e.g. `{"ncii": "This image was reported as shared without
+//!   consent."}`; 1..=1000 characters, no control characters but newlines;
+//!   a list without one gets the CSAM wording of [`crate::respond`];
+//! * `console`: the console for the people on duty, see
+//!   [`crate::console::settings`].
 //!
 //! Route fields and defaults:
 //! * `pattern` (required): Cloudflare route syntax, see [`crate::pattern`];
@@ -79,7 +86,7 @@
 //! * `notify.webhook`: where the report consumer posts signed notifications
 //!   (`https://`, or `http://` to a loopback address for local testing).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hashgate::index::lists::{validate_list_name, ListNameError};
 use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
@@ -89,6 +96,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::budget::{BudgetSettings, MAX_BUDGET_BYTES, MAX_WAIT_MS, MIN_BUDGET_BYTES};
+use crate::console::settings::{ConsoleConfigError, ConsoleDoc, ConsoleSettings};
 use crate::pattern::{PatternError, RoutePattern};
 
 /// The policy an isolate serves with when the configured one is missing
@@ -229,6 +237,10 @@ pub struct Policy {
     pub memory: BudgetSettings,
     /// How often a `kv:` policy is read again, in seconds.
     pub kv_refresh_seconds: u32,
+    /// Per list, the reason a 451 gives.
+    pub block_messages: BTreeMap<String, String>,
+    /// The console, when configured.
+    pub console: Option<ConsoleSettings>,
 }
 
 /// Why a policy was refused.
@@ -268,6 +280,10 @@ pub enum PolicyError {
     BudgetWait(u32),
     #[error("kv_refresh_seconds {0} is out of range 1..={MAX_KV_REFRESH_SECONDS}")]
     KvRefresh(u32),
+    #[error("block_messages.{list}: {problem}")]
+    BlockMessage { list: String, problem: String },
+    #[error(transparent)]
+    Console(#[from] ConsoleConfigError),
 }
 
 /// What is wrong with one route.
@@ -308,6 +324,10 @@ struct PolicyDoc {
     memory_budget: Option<BudgetDoc>,
     #[serde(default = "default_kv_refresh")]
     kv_refresh_seconds: u32,
+    #[serde(default)]
+    block_messages: BTreeMap<String, String>,
+    #[serde(default)]
+    console: Option<ConsoleDoc>,
 }
 
 fn default_kv_refresh() -> u32 {
@@ -490,6 +510,18 @@ impl Policy {
         if doc.kv_refresh_seconds == 0 || doc.kv_refresh_seconds > MAX_KV_REFRESH_SECONDS {
             return Err(PolicyError::KvRefresh(doc.kv_refresh_seconds));
         }
+        for (list, message) in &doc.block_messages {
+            check_block_message(list, message).map_err(|problem| PolicyError::BlockMessage {
+                list: list.clone(),
+                problem,
+            })?;
+        }
+        let console = match doc.console {
+            None => None,
+            Some(console) => {
+                Some(console.validate(|url| crate::address::check_configured_url(url, true))?)
+            }
+        };
         Ok(Policy {
             routes,
             blocked_by: doc.blocked_by,
@@ -497,6 +529,8 @@ impl Policy {
             index: IndexSettings { refresh_seconds },
             memory,
             kv_refresh_seconds: doc.kv_refresh_seconds,
+            block_messages: doc.block_messages,
+            console,
         })
     }
 
@@ -519,6 +553,8 @@ impl Policy {
                 },
                 memory: BudgetSettings::default(),
                 kv_refresh_seconds: DEFAULT_KV_REFRESH_SECONDS,
+                block_messages: BTreeMap::new(),
+                console: None,
             },
         }
     }
@@ -619,6 +655,30 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     })
 }
 
+/// Largest `block_messages` sentence, in characters.
+pub const MAX_BLOCK_MESSAGE_CHARS: usize = 1000;
+
+fn check_block_message(list: &str, message: &str) -> Result<(), String> {
+    validate_list_name(list).map_err(|e| e.to_string())?;
+    let chars = message.chars().count();
+    if message.trim().is_empty() || chars > MAX_BLOCK_MESSAGE_CHARS {
+        return Err(format!(
+            "the message has {chars} characters; expected 1..={MAX_BLOCK_MESSAGE_CHARS}"
+        ));
+    }
+    if message.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("the message holds a control character (only newlines are allowed)".into());
+    }
+    Ok(())
+}
+
+impl Policy {
+    /// The reason a 451 gives for a match on `list`, if the policy sets one.
+    pub fn block_message(&self, list: &str) -> Option<&str> {
+        self.block_messages.get(list).map(String::as_str)
+    }
+}
+
 /// Where the policy comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicySource {
@@ -659,6 +719,55 @@ mod tests {
             Err(PolicyError::Route { problem, .. }) => problem,
             other => panic!("expected a route problem, got {other:?}"),
         }
+    }
+
+    fn block_message_problem(messages: &str) -> PolicyError {
+        Policy::parse(&format!(
+            r#"{{"routes": [{{"pattern": "*/*", "action": "block", "lists": ["*"]}}], "block_messages": {messages}}}"#
+        ))
+        .unwrap_err()
+    }
+
+    #[test]
+    fn block_messages_per_list() {
+        let policy = Policy::parse(
+            r#"{"routes": [{"pattern": "*/*", "action": "block", "lists": ["*"]}], "block_messages": {"ncii": "Shared without consent.\nSee our policy."}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            policy.block_message("ncii"),
+            Some("Shared without consent.\nSee our policy.")
+        );
+        assert_eq!(policy.block_message("ncmec"), None);
+    }
+
+    #[test]
+    fn refuses_a_block_message_for_a_bad_list_name() {
+        assert!(matches!(
+            block_message_problem(r#"{"a b": "text"}"#),
+            PolicyError::BlockMessage { .. }
+        ));
+    }
+
+    #[test]
+    fn refuses_an_empty_or_long_block_message() {
+        assert!(matches!(
+            block_message_problem(r#"{"ncii": " "}"#),
+            PolicyError::BlockMessage { .. }
+        ));
+        let long = "x".repeat(MAX_BLOCK_MESSAGE_CHARS + 1);
+        assert!(matches!(
+            block_message_problem(&format!(r#"{{"ncii": "{long}"}}"#)),
+            PolicyError::BlockMessage { .. }
+        ));
+    }
+
+    #[test]
+    fn refuses_control_characters_in_a_block_message() {
+        assert!(matches!(
+            block_message_problem(r#"{"ncii": "a\u001b[31mb"}"#),
+            PolicyError::BlockMessage { .. }
+        ));
     }
 
     #[test]

@@ -29,17 +29,21 @@ pub fn blocked_by_link(blocked_by: Option<&str>, request_url: &str) -> String {
     }
 }
 
-/// The 451 body.
-pub fn legal_body(request_id: &str, upload: bool) -> String {
+/// The 451 body. `reason` is the policy's `block_messages` sentence for
+/// the matched list; without one, the CSAM wording.
+pub fn legal_body(request_id: &str, upload: bool, reason: Option<&str>) -> String {
     let what = if upload {
         "This upload was refused"
     } else {
         "This image is not available"
     };
+    let reason = reason.unwrap_or(
+        "it matches a list of known child sexual abuse material, and \
+         this site does not serve or accept it.",
+    );
     format!(
         "451 Unavailable For Legal Reasons\n\n\
-         {what}: it matches a list of known child sexual abuse material, and \
-         this site does not serve or accept it.\n\n\
+         {what}: {reason}\n\n\
          If you believe this is a mistake, contact the site operator and quote request id {request_id}.\n"
     )
 }
@@ -76,12 +80,13 @@ mod runtime {
         link: &str,
         request_id: &str,
         upload: bool,
+        reason: Option<&str>,
     ) -> Result<Response, JsValue> {
         let link_header = format!("<{link}>; rel=\"blocked-by\"");
         build(
             451,
             "Unavailable For Legal Reasons",
-            &legal_body(request_id, upload),
+            &legal_body(request_id, upload, reason),
             &[("Link", &link_header)],
         )
     }
@@ -132,6 +137,24 @@ mod runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_is_the_lists() {
+        let csam = legal_body("r1", false, None);
+        assert!(csam.contains(
+            "This image is not available: it matches a list of known child sexual abuse material"
+        ));
+        assert!(csam.contains("request id r1"));
+        let ncii = legal_body(
+            "r2",
+            true,
+            Some("it was reported as shared without consent."),
+        );
+        assert!(
+            ncii.contains("This upload was refused: it was reported as shared without consent.")
+        );
+        assert!(!ncii.contains("child sexual abuse"));
+    }
 
     #[test]
     fn link_defaults_to_the_site() {

@@ -1,6 +1,8 @@
 //! The request path, as named phases.
 //!
 //! ```text
+//! console      the policy's console path (and host): the console answers (crate::console),
+//!              never the origin
 //! route        which policy applies: the path read as origins read it (decoded, dot segments,
 //!              every ambiguous reading; see crate::canonical), most specific pattern per
 //!              reading, most protective across readings; none or disabled: pass through
@@ -19,7 +21,7 @@
 //! hash         PDQ + 8 dihedral variants + views (alpha, frames, SVG images) + MD5/SHA-1/SHA-256,
 //!              in wasm
 //! look up      the resident index in memory (loaded once per isolate and generation), or KV bucket reads
-//! verdict      clean or match
+//! verdict      clean or match, less what hg2/overrides clears (crate::overrides)
 //! respond      clean: the origin's response object itself; block: 451; flag: original + event;
 //!              failure: fail open (original + "unscanned" event) or closed (503 + event);
 //!              an undecodable format (AVIF, HEIF, JPEG XL) as the route's `undecodable`
@@ -47,12 +49,14 @@ use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
 use crate::origin;
 use crate::outbox;
+use crate::overrides_store;
 use crate::policy::{Action, Route};
 use crate::ranged;
 use crate::respond;
 use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, wasm_memory_bytes};
 use crate::shared_verdicts;
 use crate::sniff::{self, Inspect};
+use crate::telemetry;
 use crate::upload::{self, UploadPlan};
 use crate::verdict::{self, Fallback, ImageSummary, Verdict};
 use crate::verdict_cache::{CacheKey, Cached};
@@ -82,8 +86,13 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
         }
     };
 
-    // Phase: route.
+    // Phase: console.
     let url = request.url();
+    if crate::console::claims(&config, &url) {
+        return crate::console::handle(request, env, ctx, config, request_id).await;
+    }
+
+    // Phase: route.
     let route = RequestTarget::parse(&url)
         .route(&config.policy)
         .filter(|r| r.enabled)
@@ -267,10 +276,32 @@ impl Scope {
     }
 
     /// Phases generation -> remembered -> hash -> look up -> verdict for one
-    /// image. A remembered verdict (this isolate's, then the colo's Cache
+    /// image, then the overrides in force (read only for a match): an
+    /// entry turned off or an image cleared on a list is no match there,
+    /// whether the verdict was remembered or new.
+    async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
+        let mut checked = self.check_image_unfiltered(bytes).await?;
+        if let Verdict::Match(matches) = &checked.verdict {
+            let overrides = overrides_store::current(
+                &self.env,
+                self.config.policy.index.refresh_seconds,
+                self.route.kv_timeout_ms,
+            )
+            .await;
+            let left = overrides.apply(&checked.image.sha256, matches.clone());
+            checked.verdict = if left.is_empty() {
+                Verdict::Clean
+            } else {
+                Verdict::Match(left)
+            };
+        }
+        Ok(checked)
+    }
+
+    /// The verdict before overrides. A remembered verdict (this isolate's, then the colo's Cache
     /// API) is keyed by the bytes' SHA-256, the route and the current index
     /// generation.
-    async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
+    async fn check_image_unfiltered(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
         let digests = digests::exact_digests(bytes).await;
         let sha256 = digests.sha256.to_string();
         let unchecked = |error: ScanError| Unchecked {
@@ -512,6 +543,7 @@ impl Scope {
             return self.debug(response, state, None);
         };
         let cx = self.event_context(Direction::Response, None, None);
+        self.record_match(&cx, matches, checked.cached);
         self.emit(Event::matched(
             uuid(),
             now_ms(),
@@ -528,8 +560,12 @@ impl Scope {
                 }
                 let link =
                     respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
-                let blocked =
-                    respond::unavailable_for_legal_reasons(&link, &self.request_id, false)?;
+                let blocked = respond::unavailable_for_legal_reasons(
+                    &link,
+                    &self.request_id,
+                    false,
+                    self.block_message(matches),
+                )?;
                 let state = if checked.cached {
                     "match (cached)"
                 } else {
@@ -549,14 +585,16 @@ impl Scope {
             Fallback::Pass => ActionTaken::Passed,
             Fallback::Refuse => ActionTaken::Refused,
         };
-        log_warn(&format!(
-            "hashgate: not checked ({}), {:?}: {} [{}]",
-            unchecked.error.reason(),
-            fallback,
-            self.url,
-            unchecked.error
-        ));
         let cx = self.event_context(Direction::Response, None, None);
+        telemetry::record(
+            &self.env,
+            telemetry::unscanned(
+                &cx,
+                taken,
+                unchecked.error.reason(),
+                &unchecked.error.to_string(),
+            ),
+        );
         self.emit(Event::unscanned(
             uuid(),
             now_ms(),
@@ -660,6 +698,7 @@ impl Scope {
                     cached,
                 }) => {
                     let cx = self.event_context(Direction::Upload, field, filename);
+                    self.record_match(&cx, &matches, cached);
                     self.emit(Event::matched(
                         uuid(),
                         now_ms(),
@@ -678,6 +717,7 @@ impl Scope {
                             &link,
                             &self.request_id,
                             true,
+                            self.block_message(&matches),
                         )?));
                     }
                 }
@@ -721,19 +761,21 @@ impl Scope {
             Fallback::Pass | Fallback::Nothing => ActionTaken::Passed,
             Fallback::Refuse => ActionTaken::Refused,
         };
-        log_warn(&format!(
-            "hashgate: upload not checked ({}), {:?}: {} [{}]",
-            unchecked.error.reason(),
-            fallback,
-            self.url,
-            unchecked.error
-        ));
         let (field, filename, body) = match read {
             Some((field, filename, body)) => (field, filename, Some(body)),
             None => (None, None, None),
         };
+        let cx = self.event_context(Direction::Upload, field, filename);
+        telemetry::record(
+            &self.env,
+            telemetry::unscanned(
+                &cx,
+                taken,
+                unchecked.error.reason(),
+                &unchecked.error.to_string(),
+            ),
+        );
         if fallback != Fallback::Nothing {
-            let cx = self.event_context(Direction::Upload, field, filename);
             self.emit(Event::unscanned(
                 uuid(),
                 now_ms(),
@@ -755,6 +797,27 @@ impl Scope {
                 self.config.origin.as_deref(),
             )?)),
         }
+    }
+
+    /// The log line and counter of a match ([`telemetry`]).
+    fn record_match(
+        &self,
+        cx: &EventContext,
+        matches: &[hashgate::matching::MatchRecord],
+        cached: bool,
+    ) {
+        let taken = match self.route.action {
+            Action::Block => ActionTaken::Blocked,
+            Action::Flag => ActionTaken::Flagged,
+        };
+        telemetry::record(&self.env, telemetry::matched(cx, taken, matches, cached));
+    }
+
+    /// The policy's 451 reason for the closest match's list, if it has one.
+    fn block_message(&self, matches: &[hashgate::matching::MatchRecord]) -> Option<&str> {
+        matches
+            .first()
+            .and_then(|m| self.config.policy.block_message(&m.list))
     }
 
     /// With `DEBUG` set, adds headers saying what happened (never in

@@ -9,6 +9,8 @@
 //! * [`current_index`] and [`lookup`]: the index generation an isolate holds,
 //!   and look-ups in it or in KV; [`shared_verdicts`]: the Cache API tier of
 //!   the verdict cache;
+//! * [`overrides_store`]: the operator's overrides (`hg2/overrides`), read
+//!   with the generation;
 //! * [`consumer`]: the queue handler; [`config`]: bindings and the policy.
 //!
 //! This file itself holds the small bridges to the JavaScript host: clock,
@@ -22,6 +24,7 @@ pub mod current_index;
 pub mod digests;
 pub mod intercept;
 pub mod lookup;
+pub mod overrides_store;
 pub mod ranged;
 pub mod shared_verdicts;
 
@@ -75,13 +78,19 @@ pub fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
     headers.get(name).ok().flatten()
 }
 
-/// Logs an error to the Workers console (visible in `wrangler tail` and
-/// `wrangler dev`).
+/// Logs an error to the Workers console (visible in `wrangler tail`,
+/// `wrangler dev` and Workers Logs) as one JSON line ([`crate::logging`]).
 pub fn log_error(message: &str) {
-    web_sys::console::error_1(&JsValue::from_str(message));
+    crate::logging::emit(&crate::logging::message(
+        crate::logging::Level::Error,
+        message,
+    ));
 }
 
-/// Logs a warning.
+/// Logs a warning (one JSON line).
 pub fn log_warn(message: &str) {
-    web_sys::console::warn_1(&JsValue::from_str(message));
+    crate::logging::emit(&crate::logging::message(
+        crate::logging::Level::Warn,
+        message,
+    ));
 }
