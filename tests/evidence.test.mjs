@@ -8,8 +8,11 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { FIXTURES_DIR, REPO_ROOT, sha256, startOrigin } from "./support/origin.mjs";
 import { EVIDENCE_KEY, EVIDENCE_KEY_ID, startWorker } from "./support/worker.mjs";
 import { buildIndex, DEMO_LIST } from "./support/index.mjs";
@@ -174,6 +177,29 @@ describe("evidence of a match", () => {
     await clean.arrayBuffer();
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(await listKeys(bucket, `evidence/v1/${sha256(coffee)}/`), []);
+  });
+});
+
+describe("natively", () => {
+  test("hashgate evidence get decrypts what the worker stored (Web Crypto -> aes-gcm) and checks its digest", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "hashgate-evidence-"));
+    try {
+      const object = path.join(dir, "object");
+      await writeFile(object, await readObject(bucket, `evidence/v1/${CHELSEA}/object`));
+      const out = path.join(dir, "chelsea.jpg");
+      const cli = (key, extra = []) =>
+        promisify(execFile)(
+          "cargo",
+          ["run", "--release", "--quiet", "-p", "hashgate", "--", "evidence", "get", object, "--out", out, "--sha256", CHELSEA, ...extra],
+          { cwd: REPO_ROOT, env: { ...process.env, EVIDENCE_KEY: key } },
+        );
+      await cli(EVIDENCE_KEY, ["--key-id", EVIDENCE_KEY_ID]);
+      assert.deepEqual(await readFile(out), chelsea);
+      await rm(out);
+      await assert.rejects(cli(Buffer.alloc(32, 9).toString("base64")), /does not decrypt/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
