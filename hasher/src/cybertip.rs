@@ -87,7 +87,13 @@ pub const ELEMENT_ORDER: &[(&str, &[&str])] = &[
     ),
     (
         "ipCaptureEvent",
-        &["ipAddress", "eventName", "dateTime", "possibleProxy", "port"],
+        &[
+            "ipAddress",
+            "eventName",
+            "dateTime",
+            "possibleProxy",
+            "port",
+        ],
     ),
     (
         "fileDetails",
@@ -438,7 +444,8 @@ fn check_url(field: &'static str, url: &str) -> Result<(), ReportError> {
 /// or without the fraction).
 fn check_time(field: &'static str, t: &str) -> Result<(), ReportError> {
     let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let ok = b.len() >= 20
         && digits(0..4)
         && b[4] == b'-'
@@ -596,7 +603,13 @@ mod tests {
                 depth -= 1;
             } else {
                 if depth == 0 {
-                    out.push(tag.split(' ').next().unwrap().trim_end_matches('/').to_owned());
+                    out.push(
+                        tag.split(' ')
+                            .next()
+                            .unwrap()
+                            .trim_end_matches('/')
+                            .to_owned(),
+                    );
                 }
                 if !tag.ends_with('/') {
                     depth += 1;
@@ -623,9 +636,17 @@ mod tests {
     #[test]
     fn a_report_is_in_schema_order_and_escaped() {
         let xml = report_xml(&incident(), &[upload_sighting()], &config()).unwrap();
-        for parent in ["report", "incidentSummary", "reporter", "personOrUserReported"] {
+        for parent in [
+            "report",
+            "incidentSummary",
+            "reporter",
+            "personOrUserReported",
+        ] {
             let found = children(&xml, parent);
-            assert!(in_schema_order(parent, &found), "{parent}: {found:?}\n{xml}");
+            assert!(
+                in_schema_order(parent, &found),
+                "{parent}: {found:?}\n{xml}"
+            );
         }
         assert_eq!(
             children(&xml, "report"),
@@ -660,7 +681,10 @@ mod tests {
         c.environment = "prod".into();
         assert!(matches!(
             report_xml(&incident(), &[], &c),
-            Err(ReportError::Invalid { field: "environment", .. })
+            Err(ReportError::Invalid {
+                field: "environment",
+                ..
+            })
         ));
         let mut i = incident();
         i.urls.clear();
@@ -693,7 +717,9 @@ mod tests {
         let found = children(&xml, "fileDetails");
         assert!(in_schema_order("fileDetails", &found), "{found:?}");
         assert!(xml.contains("<fileViewedByEsp>false</fileViewedByEsp>"));
-        assert!(xml.contains(&format!("<originalFileHash hashType=\"SHA256\">{sha}</originalFileHash>")));
+        assert!(xml.contains(&format!(
+            "<originalFileHash hashType=\"SHA256\">{sha}</originalFileHash>"
+        )));
     }
 
     #[test]

@@ -80,10 +80,21 @@ fn report_build_writes_the_document() {
     assert!(status.success());
     let xml = std::fs::read_to_string(&out).unwrap();
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<report "));
-    assert!(xml.contains("<url>https://example.com/images/a.jpg</url><url>https://example.com/upload</url>"));
+    assert!(xml.contains(
+        "<url>https://example.com/images/a.jpg</url><url>https://example.com/upload</url>"
+    ));
     assert!(xml.contains("<ipCaptureEvent><ipAddress>198.51.100.23</ipAddress><eventName>Upload</eventName><dateTime>2026-03-01T12:05:00.000Z</dateTime></ipCaptureEvent>"));
-    assert!(xml.contains("entry demo-7 (pdq distance 6, pdq-rot90)") || xml.contains("entry demo-7 (pdq distance 6, rot90)"));
-    let order = ["<incidentSummary>", "<internetDetails>", "<reporter>", "<personOrUserReported>", "</personOrUserReported><additionalInfo>"];
+    assert!(
+        xml.contains("entry demo-7 (pdq distance 6, pdq-rot90)")
+            || xml.contains("entry demo-7 (pdq distance 6, rot90)")
+    );
+    let order = [
+        "<incidentSummary>",
+        "<internetDetails>",
+        "<reporter>",
+        "<personOrUserReported>",
+        "</personOrUserReported><additionalInfo>",
+    ];
     let positions: Vec<usize> = order.iter().map(|t| xml.find(t).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{xml}");
 }
@@ -143,7 +154,12 @@ fn evidence_get_decrypts_and_checks() {
         .arg(&object)
         .arg("--out")
         .arg(&out)
-        .args(["--key-id", "k2026", "--sha256", &hex::encode(Sha256::digest(&plain))])
+        .args([
+            "--key-id",
+            "k2026",
+            "--sha256",
+            &hex::encode(Sha256::digest(&plain)),
+        ])
         .env("EVIDENCE_KEY", &key_b64)
         .status()
         .unwrap();

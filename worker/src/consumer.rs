@@ -224,8 +224,7 @@ async fn auto_report(env: &Env, event: &Event, key: &str) -> Result<(), String> 
         .route_by_pattern(&event.route)
         .is_some_and(|r| r.auto_report);
     if auto {
-        crate::reporting::confirm(env, key, "policy (report.auto)", "automatic submission")
-            .await?;
+        crate::reporting::confirm(env, key, "policy (report.auto)", "automatic submission").await?;
     }
     Ok(())
 }

@@ -341,7 +341,9 @@ mod runtime {
 
     /// Reads and decrypts the sighting manifests of a digest, oldest first.
     pub async fn sightings(env: &Env, sha256: &str, limit: usize) -> Result<Vec<Manifest>, String> {
-        let bucket = env.bucket(EVIDENCE).map_err(|e| format!("{EVIDENCE}: {e}"))?;
+        let bucket = env
+            .bucket(EVIDENCE)
+            .map_err(|e| format!("{EVIDENCE}: {e}"))?;
         let listed = bucket
             .list()
             .prefix(format::sightings_prefix(sha256))
@@ -355,9 +357,15 @@ mod runtime {
             match open(env, &bytes).await {
                 Ok((_, plain)) => match serde_json::from_slice::<Manifest>(&plain) {
                     Ok(m) => out.push(m),
-                    Err(e) => log_warn(&format!("hashgate: sighting {} unreadable: {e}", object.key())),
+                    Err(e) => log_warn(&format!(
+                        "hashgate: sighting {} unreadable: {e}",
+                        object.key()
+                    )),
                 },
-                Err(e) => log_warn(&format!("hashgate: sighting {} unreadable: {e}", object.key())),
+                Err(e) => log_warn(&format!(
+                    "hashgate: sighting {} unreadable: {e}",
+                    object.key()
+                )),
             }
         }
         Ok(out)
@@ -428,7 +436,9 @@ mod runtime {
             return Err(format!("{:?} is not a SHA-256", cx.sha256));
         }
         let key = current_key(env)?;
-        let bucket = env.bucket(EVIDENCE).map_err(|e| format!("{EVIDENCE} is not bound: {e}"))?;
+        let bucket = env
+            .bucket(EVIDENCE)
+            .map_err(|e| format!("{EVIDENCE} is not bound: {e}"))?;
         let time_ms = now_ms() as u64;
         let manifest = manifest(cx, bytes.len() as u64, &key.id, time_ms);
         let object_key = manifest.object_key.clone();
@@ -445,7 +455,9 @@ mod runtime {
                 Ok(found) => found.is_some(),
                 // Unknown: write it (the same bytes again at worst).
                 Err(e) => {
-                    log_warn(&format!("hashgate: head {object_key} failed ({e}); writing it"));
+                    log_warn(&format!(
+                        "hashgate: head {object_key} failed ({e}); writing it"
+                    ));
                     false
                 }
             };
@@ -465,8 +477,7 @@ mod runtime {
 
         let json = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
         let digest = hex::encode(Sha256::digest(&json));
-        let sighting_key =
-            format::sighting_key(&cx.sha256, time_ms, &cx.request_id);
+        let sighting_key = format::sighting_key(&cx.sha256, time_ms, &cx.request_id);
         let sealed = seal(&key, &json, &digest, "application/json").await?;
         put_or_keep(env, &bucket, &sighting_key, sealed, &metadata).await?;
         Ok(EvidenceRef {
@@ -551,7 +562,10 @@ mod runtime {
         }
         // Delete the marker first: an entry written during the drain puts
         // it back, or is seen by the list below.
-        reports.delete(OUTBOX_MARKER).await.map_err(|e| e.to_string())?;
+        reports
+            .delete(OUTBOX_MARKER)
+            .await
+            .map_err(|e| e.to_string())?;
         let bucket = env.bucket(EVIDENCE).map_err(|e| e.to_string())?;
         let list = reports
             .list()
@@ -610,7 +624,9 @@ mod runtime {
     pub async fn drain_and_log(env: &Env) {
         match drain(env).await {
             Ok(0) => {}
-            Ok(n) => log_warn(&format!("hashgate: evidence outbox: {n} objects moved to {EVIDENCE}")),
+            Ok(n) => log_warn(&format!(
+                "hashgate: evidence outbox: {n} objects moved to {EVIDENCE}"
+            )),
             Err(e) => log_warn(&format!("hashgate: evidence outbox not drained: {e}")),
         }
     }
@@ -641,7 +657,12 @@ mod tests {
             "embedded-1"
         );
         let json = serde_json::to_value(evidence_match(&summary("pdq", "pdq"))).unwrap();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["distance", "hash", "id", "list", "type", "variant"]);
     }
@@ -666,8 +687,14 @@ mod tests {
         assert_eq!(m.time, "1970-01-01T00:00:00.000Z");
         assert_eq!(m.retain_until, "1971-01-01T00:00:00.000Z");
         assert_eq!(m.content_type, "image/png");
-        assert_eq!((m.direction.as_str(), m.action.as_str()), ("upload", "blocked"));
-        assert_eq!(m.object_key, format!("evidence/v1/{}/object", "ab".repeat(32)));
+        assert_eq!(
+            (m.direction.as_str(), m.action.as_str()),
+            ("upload", "blocked")
+        );
+        assert_eq!(
+            m.object_key,
+            format!("evidence/v1/{}/object", "ab".repeat(32))
+        );
     }
 
     #[test]
@@ -681,10 +708,8 @@ mod tests {
             366 * 86400
         );
         // The file the project ships is this document.
-        let shipped: serde_json::Value = serde_json::from_str(include_str!(
-            "../../evidence-lifecycle.json"
-        ))
-        .unwrap();
+        let shipped: serde_json::Value =
+            serde_json::from_str(include_str!("../../evidence-lifecycle.json")).unwrap();
         assert_eq!(shipped, rules);
         assert!(outbox_key("evidence/v1/x/object").starts_with(OUTBOX_PREFIX));
         assert!(!OUTBOX_MARKER.starts_with(OUTBOX_PREFIX));

@@ -295,8 +295,7 @@ impl Scope {
             },
             action: self.route.action,
             // An upload's part has no trusted type: the sniffed format's.
-            content_type: content_type
-                .or_else(|| Some(format!("image/{}", checked.image.format))),
+            content_type: content_type.or_else(|| Some(format!("image/{}", checked.image.format))),
             matches: matches.clone(),
             uploader,
         };

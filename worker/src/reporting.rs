@@ -361,7 +361,11 @@ pub fn apply(f: &mut Filing, step: Step, outcome: Outcome, now_ms: u64, base_ms:
             f.last_error = Some(reason);
         }
         Outcome::Transient(reason) | Outcome::Permanent(reason) => {
-            log(f, now_ms, format!("{} failed for good: {reason}", step.path()));
+            log(
+                f,
+                now_ms,
+                format!("{} failed for good: {reason}", step.path()),
+            );
             f.last_error = Some(reason);
             f.attempts = 0;
             f.next_attempt_ms = now_ms;
@@ -484,12 +488,24 @@ mod tests {
         let mut f = confirmed();
         apply(&mut f, Step::Submit, done(Some("42"), None), 0, 1000);
         for attempt in 1..MAX_ATTEMPTS {
-            apply(&mut f, Step::Upload, Outcome::Transient("503".into()), 0, 1000);
+            apply(
+                &mut f,
+                Step::Upload,
+                Outcome::Transient("503".into()),
+                0,
+                1000,
+            );
             assert_eq!(f.attempts, attempt);
             assert_eq!(f.next_attempt_ms, backoff_ms(attempt - 1, 1000));
             assert_eq!(next_step(&f), Some(Step::Upload));
         }
-        apply(&mut f, Step::Upload, Outcome::Transient("503".into()), 0, 1000);
+        apply(
+            &mut f,
+            Step::Upload,
+            Outcome::Transient("503".into()),
+            0,
+            1000,
+        );
         assert_eq!(next_step(&f), Some(Step::Retract));
         apply(&mut f, Step::Retract, done(Some("42"), None), 0, 1000);
         assert_eq!(f.stage, Stage::Retracted);
@@ -500,7 +516,13 @@ mod tests {
     #[test]
     fn permanent_failures_before_a_report_fail_without_retracting() {
         let mut f = confirmed();
-        apply(&mut f, Step::Submit, Outcome::Permanent("4100".into()), 0, 1000);
+        apply(
+            &mut f,
+            Step::Submit,
+            Outcome::Permanent("4100".into()),
+            0,
+            1000,
+        );
         assert_eq!(f.stage, Stage::Failed);
         assert_eq!(next_step(&f), None);
     }
@@ -554,9 +576,14 @@ mod tests {
         assert!(token_matches("s3cret", "s3cret"));
         assert!(!token_matches("s3cre", "s3cret"));
         assert!(!token_matches("", ""));
-        let body = multipart("b", &[("id", "7")], Some(("file", "x.jpg", "image/jpeg", b"JPEG")));
+        let body = multipart(
+            "b",
+            &[("id", "7")],
+            Some(("file", "x.jpg", "image/jpeg", b"JPEG")),
+        );
         let text = String::from_utf8(body).unwrap();
         assert!(text.starts_with("--b\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\n7\r\n"));
-        assert!(text.contains("filename=\"x.jpg\"\r\nContent-Type: image/jpeg\r\n\r\nJPEG\r\n--b--\r\n"));
+        assert!(text
+            .contains("filename=\"x.jpg\"\r\nContent-Type: image/jpeg\r\n\r\nJPEG\r\n--b--\r\n"));
     }
 }

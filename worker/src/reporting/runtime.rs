@@ -182,7 +182,9 @@ fn config(env: &Env) -> Result<ReportingConfig, String> {
     let text = var(env, CONFIG_VAR).ok_or_else(|| format!("{CONFIG_VAR} is not set"))?;
     let config: ReportingConfig =
         serde_json::from_str(&text).map_err(|e| format!("{CONFIG_VAR}: {e}"))?;
-    config.validate().map_err(|e| format!("{CONFIG_VAR}: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| format!("{CONFIG_VAR}: {e}"))?;
     Ok(config)
 }
 
@@ -260,8 +262,8 @@ async fn perform_inner(env: &Env, filing: &Filing, step: Step) -> Result<Outcome
                 .filter(|s| s.direction == "upload")
                 .find_map(|s| Some((s.uploader.as_ref()?.ip.as_deref()?, s.time.as_str())));
             let location = m.incident.urls.first().map(String::as_str);
-            let served = m.sightings.iter().any(|s| s.direction == "response")
-                || m.sightings.is_empty();
+            let served =
+                m.sightings.iter().any(|s| s.direction == "response") || m.sightings.is_empty();
             let xml = cybertip::file_details_xml(&FileDetails {
                 report_id: &report_id,
                 file_id: &file_id,
@@ -374,9 +376,12 @@ pub async fn admin(
                 .unwrap_or_default();
             match serde_json::from_str::<ConfirmBody>(&text) {
                 Err(e) => (400, serde_json::json!({"error": e.to_string()})),
-                Ok(b) => match confirm_with(env, &b.incident, &b.reviewer, &b.note, b.viewed).await {
+                Ok(b) => match confirm_with(env, &b.incident, &b.reviewer, &b.note, b.viewed).await
+                {
                     Ok(filing) => (202, serde_json::json!({"filing": filing})),
-                    Err(e) if e.starts_with("no incident") => (404, serde_json::json!({"error": e})),
+                    Err(e) if e.starts_with("no incident") => {
+                        (404, serde_json::json!({"error": e}))
+                    }
                     Err(e) => (400, serde_json::json!({"error": e})),
                 },
             }

@@ -51,14 +51,17 @@ pub fn run(command: EvidenceCommand) -> Result<ExitCode> {
 }
 
 fn get(args: GetArgs) -> Result<ExitCode> {
-    let object = fs::read(&args.object)
-        .with_context(|| format!("reading {}", args.object.display()))?;
+    let object =
+        fs::read(&args.object).with_context(|| format!("reading {}", args.object.display()))?;
     let envelope = Envelope::parse(&object)
         .with_context(|| format!("{} is not an evidence object", args.object.display()))?;
     let header = &envelope.header;
     if let Some(id) = &args.key_id {
         if id != &header.key_id {
-            bail!("the object is encrypted with key {:?}, not {id:?}", header.key_id);
+            bail!(
+                "the object is encrypted with key {:?}, not {id:?}",
+                header.key_id
+            );
         }
     }
     let key_text = match (&args.key_file, &args.key_env) {
@@ -87,7 +90,10 @@ fn get(args: GetArgs) -> Result<ExitCode> {
         })?;
     let digest = hex::encode(Sha256::digest(&plain));
     if digest != header.sha256 {
-        bail!("decrypted SHA-256 {digest} differs from the header's {}", header.sha256);
+        bail!(
+            "decrypted SHA-256 {digest} differs from the header's {}",
+            header.sha256
+        );
     }
     if let Some(want) = &args.sha256 {
         if !want.eq_ignore_ascii_case(&digest) {
@@ -97,8 +103,7 @@ fn get(args: GetArgs) -> Result<ExitCode> {
     if args.out.as_os_str() == "-" {
         std::io::stdout().write_all(&plain)?;
     } else {
-        fs::write(&args.out, &plain)
-            .with_context(|| format!("writing {}", args.out.display()))?;
+        fs::write(&args.out, &plain).with_context(|| format!("writing {}", args.out.display()))?;
         eprintln!(
             "{}: {} bytes, {}, sha256 {digest} (verified), key {}",
             args.out.display(),

@@ -56,8 +56,9 @@ pub fn run(command: ReportCommand) -> Result<ExitCode> {
             sightings.sort_by_key(|m| m.time_ms);
             let xml = report_xml(&incident, &sightings, &config).context("the report")?;
             match args.out {
-                Some(path) => fs::write(&path, xml)
-                    .with_context(|| format!("writing {}", path.display()))?,
+                Some(path) => {
+                    fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?
+                }
                 None => print!("{xml}"),
             }
             Ok(ExitCode::SUCCESS)
