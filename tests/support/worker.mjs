@@ -127,7 +127,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     url,
     http: (input, init) => fetch(new URL(input, url).href, init),
     kv: (name) => mf.getKVNamespace(kvName(name)),
-    r2: (name = "EVIDENCE") => mf.getR2Bucket(name),
+    r2: (name = "EVIDENCE") => mf.getR2Bucket(faults?.wrapsR2 && name === "EVIDENCE" ? "EVIDENCE_STORE" : name),
     queue: (binding = "MATCH_EVENTS") => mf.getQueueProducer(binding),
     dispose: () => mf.dispose(),
     /** What the worker logged so far (needs `logs: true`). */

@@ -418,8 +418,8 @@ pub fn token_matches(given: &str, expected: &str) -> bool {
     }
     let (a, b) = (given.as_bytes(), expected.as_bytes());
     let mut diff = a.len() ^ b.len();
-    for i in 0..b.len() {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b[i]);
+    for (i, &expected) in b.iter().enumerate() {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ expected);
     }
     diff == 0
 }
