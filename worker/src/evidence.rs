@@ -280,13 +280,27 @@ mod runtime {
         params
     }
 
-    /// Encrypts `plain` into an evidence object.
+    /// Encrypts `plain` into an evidence object (a small one, in wasm
+    /// memory: manifests).
     pub async fn seal(
         key: &Key,
         plain: &[u8],
         sha256: &str,
         content_type: &str,
     ) -> Result<Vec<u8>, String> {
+        let plain = js_sys::Uint8Array::from(plain);
+        Ok(seal_js(key, &plain, sha256, content_type).await?.to_vec())
+    }
+
+    /// Encrypts `plain` into an evidence object, all in JavaScript memory:
+    /// an image is never copied into the wasm heap (whose linear memory
+    /// only grows, and is budgeted for scanning).
+    pub async fn seal_js(
+        key: &Key,
+        plain: &js_sys::Uint8Array,
+        sha256: &str,
+        content_type: &str,
+    ) -> Result<js_sys::Uint8Array, String> {
         let (crypto, subtle) = subtle()?;
         let mut nonce = [0u8; format::NONCE_BYTES];
         crypto
@@ -296,19 +310,27 @@ mod runtime {
             key_id: key.id.clone(),
             nonce,
             sha256: sha256.to_owned(),
-            size: plain.len() as u64,
+            size: u64::from(plain.length()),
             content_type: content_type.to_owned(),
         };
         let line = header.line().map_err(|e| e.to_string())?;
         let aes = aes_key(&subtle, &key.bytes, "encrypt").await?;
         let promise = subtle
-            .encrypt_with_object_and_u8_array(&gcm_params(&nonce, line.as_bytes()), &aes, plain)
+            .encrypt_with_object_and_buffer_source(
+                &gcm_params(&nonce, line.as_bytes()),
+                &aes,
+                plain,
+            )
             .map_err(|e| js_error_text(&e))?;
         let sealed = JsFuture::from(promise)
             .await
             .map_err(|e| js_error_text(&e))?;
-        let sealed = js_sys::Uint8Array::new(&sealed).to_vec();
-        Ok(format::object_bytes(&line, &sealed))
+        let sealed = js_sys::Uint8Array::new(&sealed);
+        let head = line.len() as u32;
+        let object = js_sys::Uint8Array::new_with_length(head + sealed.length());
+        object.set(&js_sys::Uint8Array::from(line.as_bytes()), 0);
+        object.set(&sealed, head);
+        Ok(object)
     }
 
     /// Decrypts an evidence object with the key it names, and checks the
@@ -415,9 +437,10 @@ mod runtime {
     /// (`waitUntil`); failures are logged and kept in the outbox.
     pub fn preserve_later(env: &Env, ctx: &Context, bytes: &[u8], cx: EvidenceContext) {
         let env = env.clone();
-        let bytes = bytes.to_vec();
+        // Copied out of the wasm heap at once (see seal_js).
+        let plain = js_sys::Uint8Array::from(bytes);
         ctx.wait_until(async move {
-            if let Err(e) = preserve(&env, &bytes, &cx).await {
+            if let Err(e) = preserve_js(&env, &plain, &cx).await {
                 log_error(&format!(
                     "hashgate: evidence of {} ({}) was NOT preserved: {e}",
                     cx.sha256, cx.url
@@ -432,6 +455,14 @@ mod runtime {
         bytes: &[u8],
         cx: &EvidenceContext,
     ) -> Result<EvidenceRef, String> {
+        preserve_js(env, &js_sys::Uint8Array::from(bytes), cx).await
+    }
+
+    async fn preserve_js(
+        env: &Env,
+        bytes: &js_sys::Uint8Array,
+        cx: &EvidenceContext,
+    ) -> Result<EvidenceRef, String> {
         if cx.sha256.len() != 64 {
             return Err(format!("{:?} is not a SHA-256", cx.sha256));
         }
@@ -440,7 +471,7 @@ mod runtime {
             .bucket(EVIDENCE)
             .map_err(|e| format!("{EVIDENCE} is not bound: {e}"))?;
         let time_ms = now_ms() as u64;
-        let manifest = manifest(cx, bytes.len() as u64, &key.id, time_ms);
+        let manifest = manifest(cx, u64::from(bytes.length()), &key.id, time_ms);
         let object_key = manifest.object_key.clone();
         let metadata = HashMap::from([
             ("key_id".to_owned(), key.id.clone()),
@@ -462,7 +493,7 @@ mod runtime {
                 }
             };
             if !exists {
-                let sealed = seal(&key, bytes, &cx.sha256, &manifest.content_type).await?;
+                let sealed = seal_js(&key, bytes, &cx.sha256, &manifest.content_type).await?;
                 put_or_keep(env, &bucket, &object_key, sealed, &metadata).await?;
                 stored_object = true;
             }
@@ -478,13 +509,50 @@ mod runtime {
         let json = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
         let digest = hex::encode(Sha256::digest(&json));
         let sighting_key = format::sighting_key(&cx.sha256, time_ms, &cx.request_id);
-        let sealed = seal(&key, &json, &digest, "application/json").await?;
+        let json = js_sys::Uint8Array::from(json.as_slice());
+        let sealed = seal_js(&key, &json, &digest, "application/json").await?;
         put_or_keep(env, &bucket, &sighting_key, sealed, &metadata).await?;
         Ok(EvidenceRef {
             object_key,
             sighting_key,
             stored_object,
         })
+    }
+
+    /// `put` through the binding itself, with a JavaScript buffer (no copy
+    /// into the wasm heap).
+    async fn put_js(
+        bucket: &Bucket,
+        key: &str,
+        sealed: &js_sys::Uint8Array,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), String> {
+        let js = |e: JsValue| js_error_text(&e);
+        let binding: &JsValue = bucket.as_ref();
+        let custom = js_sys::Object::new();
+        for (k, v) in metadata {
+            js_sys::Reflect::set(&custom, &k.into(), &v.into()).map_err(js)?;
+        }
+        let http = js_sys::Object::new();
+        js_sys::Reflect::set(
+            &http,
+            &"contentType".into(),
+            &"application/octet-stream".into(),
+        )
+        .map_err(js)?;
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"customMetadata".into(), &custom).map_err(js)?;
+        js_sys::Reflect::set(&options, &"httpMetadata".into(), &http).map_err(js)?;
+        let put: js_sys::Function = js_sys::Reflect::get(binding, &"put".into())
+            .map_err(js)?
+            .dyn_into()
+            .map_err(|_| "the bucket has no put".to_owned())?;
+        let promise: js_sys::Promise = put
+            .call3(binding, &key.into(), sealed, &options)
+            .map_err(js)?
+            .dyn_into()
+            .map_err(|_| "put returned no promise".to_owned())?;
+        JsFuture::from(promise).await.map(|_| ()).map_err(js)
     }
 
     async fn put(
@@ -512,7 +580,7 @@ mod runtime {
         env: &Env,
         bucket: &Bucket,
         key: &str,
-        sealed: Vec<u8>,
+        sealed: js_sys::Uint8Array,
         metadata: &HashMap<String, String>,
     ) -> Result<(), String> {
         let mut last = String::new();
@@ -521,7 +589,7 @@ mod runtime {
                 let pause = PUT_BACKOFF_MS[(attempt - 1).min(PUT_BACKOFF_MS.len() - 1)];
                 Delay::from(Duration::from_millis(pause)).await;
             }
-            match put(bucket, key, &sealed, metadata).await {
+            match put_js(bucket, key, &sealed, metadata).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = e,
             }
@@ -534,7 +602,7 @@ mod runtime {
             .map_err(|e| format!("R2 refused it ({last}) and {REPORTS} is not bound: {e}"))?;
         let keep = async {
             reports
-                .put_bytes(&outbox_key(key), &sealed)
+                .put_bytes(&outbox_key(key), &sealed.to_vec())
                 .map_err(|e| e.to_string())?
                 .expiration_ttl(OUTBOX_RETENTION_SECONDS)
                 .execute()
