@@ -1,12 +1,14 @@
 //! `hashgate`: the native command line. Thin: parsing and output here, all
 //! hashing and matching in the library.
 
+mod evidence_cmd;
 mod exit;
 mod hash_cmd;
 mod index_cmd;
 mod lines;
 mod match_cmd;
 mod matching;
+mod report_cmd;
 mod scan;
 mod serve;
 
@@ -36,6 +38,12 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Serve /v1/hash, /v1/match, /healthz and /metrics over HTTP.
     Serve(serve::ServeArgs),
+    /// CyberTipline report documents.
+    #[command(subcommand)]
+    Report(report_cmd::ReportCommand),
+    /// Evidence objects from the worker's EVIDENCE bucket.
+    #[command(subcommand)]
+    Evidence(evidence_cmd::EvidenceCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +57,8 @@ fn main() -> ExitCode {
         Command::Match(args) => match_cmd::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Report(command) => report_cmd::run(command),
+        Command::Evidence(command) => evidence_cmd::run(command),
     };
     match result {
         Ok(code) => code,

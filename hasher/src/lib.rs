@@ -14,9 +14,11 @@
 //! * [`index`]: hash lists as Workers KV records, and the pure query logic
 //!   (which keys to read, how values become matches) the worker shares.
 
+pub mod cybertip;
 pub mod decode;
 pub mod digest;
 pub mod error;
+pub mod evidence;
 pub mod hashes;
 mod image_hashes;
 pub mod index;

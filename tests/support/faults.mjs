@@ -58,16 +58,35 @@ class WorkerQueue {
   async sendBatch(...args) { await this.guard(); return this.inner.sendBatch(...args); }
 }
 
+// Only with createFaults({ r2: true }): EVIDENCE puts fail in mode "fail"
+// (reads pass, so what was stored can be checked). workers-rs checks an R2
+// binding's constructor name, hence the class name.
+class R2Bucket {
+  constructor(env) { this.env = env; this.inner = env.INNER_R2; }
+  async guard(op) {
+    const m = await mode(this.env, "r2", op, 1);
+    if (m === "fail") throw new Error("injected fault: R2 unavailable");
+  }
+  async head(...args) { return this.inner.head(...args); }
+  async get(...args) { return this.inner.get(...args); }
+  async list(...args) { return this.inner.list(...args); }
+  async put(...args) { await this.guard("put"); return this.inner.put(...args); }
+  async delete(...args) { await this.guard("delete"); return this.inner.delete(...args); }
+}
+
+export function r2(env) { return new R2Bucket(env); }
 export function kv(env) { return new FaultyKv(env); }
 export function queue(env) { return new WorkerQueue(env); }
 `;
 
-export function createFaults() {
-  const calls = { kv: 0, kvFailed: 0, queue: 0, queueFailed: 0 };
+export function createFaults({ r2 = false } = {}) {
+  const calls = { kv: 0, kvFailed: 0, queue: 0, queueFailed: 0, r2: 0, r2Failed: 0 };
   const keys = { get: 0, put: 0, list: 0, delete: 0 };
   const faults = {
     kv: "ok",
     queue: "ok",
+    r2: "ok",
+    wrapsR2: r2,
     calls,
     keys,
     /** Zeroes the key counts (calls too). */
@@ -78,6 +97,7 @@ export function createFaults() {
     heal() {
       faults.kv = "ok";
       faults.queue = "ok";
+      faults.r2 = "ok";
     },
     /**
      * Rewrites single-worker Miniflare options (as tests/support/worker.mjs
@@ -97,7 +117,9 @@ export function createFaults() {
         wrappedBindings: {
           HASH_INDEX: { scriptName: FAULTS_WORKER, entrypoint: "kv" },
           MATCH_EVENTS: { scriptName: FAULTS_WORKER, entrypoint: "queue" },
+          ...(r2 ? { EVIDENCE: { scriptName: FAULTS_WORKER, entrypoint: "r2" } } : {}),
         },
+        ...(r2 ? { r2Buckets: { EVIDENCE_STORE: "EVIDENCE" } } : {}),
       };
       const wrapper = {
         name: FAULTS_WORKER,
@@ -105,13 +127,14 @@ export function createFaults() {
         script: SCRIPT,
         kvNamespaces: { INNER_KV: kvNamespace },
         queueProducers: { INNER_QUEUE: { queueName } },
+        ...(r2 ? { r2Buckets: { INNER_R2: "EVIDENCE" } } : {}),
         serviceBindings: {
           CONTROL: async (request) => {
             const url = new URL(request.url);
             const what = url.pathname.slice(1);
             const op = url.searchParams.get("op");
             if (what === "kv" && op in keys) keys[op] += Number(url.searchParams.get("keys") ?? 0);
-            const m = what === "kv" ? faults.kv : what === "queue" ? faults.queue : "ok";
+            const m = what === "kv" ? faults.kv : what === "queue" ? faults.queue : what === "r2" ? faults.r2 : "ok";
             calls[what] = (calls[what] ?? 0) + 1;
             if (m !== "ok") calls[`${what}Failed`] = (calls[`${what}Failed`] ?? 0) + 1;
             return new Response(m);

@@ -30,6 +30,10 @@ export const COMPATIBILITY_DATE = "2026-04-26";
 export const MATCH_EVENTS_QUEUE = "hashgate-match-events";
 export const DEAD_LETTER_QUEUE = "hashgate-dlq";
 export const KV_NAMESPACES = ["HASH_INDEX", "REPORTS"];
+export const R2_BUCKETS = ["EVIDENCE"];
+/** The evidence key the tests' worker encrypts with (base64 of 32 bytes) and its id. */
+export const EVIDENCE_KEY = Buffer.alloc(32, 7).toString("base64");
+export const EVIDENCE_KEY_ID = "e2e-k1";
 /** The secret the tests' webhook receivers verify with. */
 export const WEBHOOK_SECRET = "e2e-webhook-secret";
 /** Example policy, same as the POLICY default in wrangler.toml. */
@@ -103,6 +107,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     cf: false,
     kvNamespaces: KV_NAMESPACES,
     analyticsEngineDatasets: { [ANALYTICS_BINDING]: { dataset: ANALYTICS_DATASET } },
+    r2Buckets: R2_BUCKETS,
     queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE } },
     // Deliver each event on its own and fast, so tests see them within ~1 s.
     queueConsumers: {
@@ -120,6 +125,8 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
       POLICY: typeof policy === "string" ? policy : JSON.stringify(policy),
       ORIGIN: origin,
       WEBHOOK_SECRET,
+      EVIDENCE_KEY,
+      EVIDENCE_KEY_ID,
       ...bindings,
     },
     ...(http ? { host: "127.0.0.1", port: 0 } : {}),
@@ -154,6 +161,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     url,
     http: (input, init) => fetch(new URL(input, url).href, init),
     kv: (name) => mf.getKVNamespace(kvName(name)),
+    r2: (name = "EVIDENCE") => mf.getR2Bucket(faults?.wrapsR2 && name === "EVIDENCE" ? "EVIDENCE_STORE" : name),
     queue: (binding = "MATCH_EVENTS") => mf.getQueueProducer(binding),
     dispose: () => mf.dispose(),
     /** What the worker logged so far (needs `logs: true`). */

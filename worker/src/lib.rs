@@ -33,6 +33,7 @@ pub mod embedded;
 pub mod encoding;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod logging;
 pub mod multipart;
 pub mod notify;
@@ -43,6 +44,7 @@ pub mod pattern;
 pub mod policy;
 pub mod range;
 pub mod report;
+pub mod reporting;
 pub mod respond;
 pub mod sniff;
 pub mod telemetry;
@@ -93,6 +95,8 @@ mod glue {
 
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        crate::outbox::drain_marked_and_log(&env).await
+        crate::outbox::drain_marked_and_log(&env).await;
+        crate::evidence::drain_and_log(&env).await;
+        crate::reporting::run_due_and_log(&env).await;
     }
 }

@@ -84,7 +84,14 @@
 //!   milliseconds (hot) to a few hundred (cold); a second is ample, and
 //!   short enough that a stalled KV does not hold every image request;
 //! * `notify.webhook`: where the report consumer posts signed notifications
-//!   (`https://`, or `http://` to a loopback address for local testing).
+//!   (`https://`, or `http://` to a loopback address for local testing);
+//! * `report.auto` (default `false`): file the CyberTipline report of this
+//!   route's incidents without a person's confirmation (see
+//!   `crate::reporting`).
+//!
+//! Top level, `evidence.headers` (default none): request headers kept with
+//! the evidence of a matched upload besides its IP and user agent (e.g. an
+//! account id header the site sets); see `crate::evidence`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -179,6 +186,9 @@ pub struct Route {
     /// How long the index look-up may take, in milliseconds.
     pub kv_timeout_ms: u32,
     pub webhook: Option<String>,
+    /// `report.auto`: a CyberTipline report of this route's incidents is
+    /// filed without waiting for a person's confirmation (default: wait).
+    pub auto_report: bool,
 }
 
 impl Route {
@@ -241,6 +251,9 @@ pub struct Policy {
     pub block_messages: BTreeMap<String, String>,
     /// The console, when configured.
     pub console: Option<ConsoleSettings>,
+    /// `evidence.headers`: request headers (lowercase names) kept with the
+    /// evidence of an upload, besides its IP and user agent.
+    pub evidence_headers: Vec<String>,
 }
 
 /// Why a policy was refused.
@@ -250,6 +263,8 @@ pub enum PolicyError {
     Empty,
     #[error("POLICY is not a valid policy document: {0}")]
     Json(String),
+    #[error("evidence.headers: {0:?} is not a header name")]
+    EvidenceHeader(String),
     #[error("routes[{index}] ({pattern:?}): {problem}")]
     Route {
         index: usize,
@@ -328,6 +343,21 @@ struct PolicyDoc {
     block_messages: BTreeMap<String, String>,
     #[serde(default)]
     console: Option<ConsoleDoc>,
+    evidence: Option<EvidenceDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceDoc {
+    #[serde(default)]
+    headers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportDoc {
+    #[serde(default)]
+    auto: bool,
 }
 
 fn default_kv_refresh() -> u32 {
@@ -409,6 +439,8 @@ struct RouteDoc {
     kv_timeout_ms: u32,
     #[serde(default)]
     notify: Option<NotifyDoc>,
+    #[serde(default)]
+    report: Option<ReportDoc>,
 }
 
 #[derive(Deserialize)]
@@ -522,6 +554,18 @@ impl Policy {
                 Some(console.validate(|url| crate::address::check_configured_url(url, true))?)
             }
         };
+        let mut evidence_headers = Vec::new();
+        for name in doc.evidence.map(|e| e.headers).unwrap_or_default() {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(PolicyError::EvidenceHeader(name));
+            }
+            evidence_headers.push(name.to_ascii_lowercase());
+        }
         Ok(Policy {
             routes,
             blocked_by: doc.blocked_by,
@@ -531,6 +575,7 @@ impl Policy {
             kv_refresh_seconds: doc.kv_refresh_seconds,
             block_messages: doc.block_messages,
             console,
+            evidence_headers,
         })
     }
 
@@ -555,6 +600,7 @@ impl Policy {
                 kv_refresh_seconds: DEFAULT_KV_REFRESH_SECONDS,
                 block_messages: BTreeMap::new(),
                 console: None,
+                evidence_headers: Vec::new(),
             },
         }
     }
@@ -652,6 +698,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         max_bytes: raw.max_bytes,
         kv_timeout_ms: raw.kv_timeout_ms,
         webhook,
+        auto_report: raw.report.is_some_and(|r| r.auto),
     })
 }
 
@@ -783,6 +830,7 @@ mod tests {
         assert_eq!(route.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(route.kv_timeout_ms, DEFAULT_KV_TIMEOUT_MS);
         assert_eq!(route.webhook, None);
+        assert!(!route.auto_report, "reports wait for a person by default");
         assert_eq!(policy.cache.ttl_seconds, DEFAULT_CACHE_TTL_SECONDS);
         assert_eq!(route.variants, QuerySet::Dihedral);
         assert_eq!(route.verdict_key(), "t31:d:demo");
@@ -1037,5 +1085,20 @@ mod tests {
         ));
         assert_eq!(PolicySource::from_var(""), Err(PolicyError::Empty));
         assert!(PolicySource::from_var("kv:").is_err());
+    }
+
+    #[test]
+    fn evidence_headers_and_auto_reports() {
+        let policy = Policy::parse(
+            r#"{"routes": [{"pattern": "a.com/*", "action": "block", "lists": ["*"], "report": {"auto": true}}],
+                "evidence": {"headers": ["X-Account-Id"]}}"#,
+        )
+        .unwrap();
+        assert!(policy.routes[0].auto_report);
+        assert_eq!(policy.evidence_headers, ["x-account-id"]);
+        let bad = Policy::parse(
+            r#"{"routes": [{"pattern": "a.com/*", "action": "block", "lists": ["*"]}], "evidence": {"headers": ["a b"]}}"#,
+        );
+        assert!(matches!(bad, Err(PolicyError::EvidenceHeader(_))));
     }
 }

@@ -94,6 +94,9 @@ async fn handle_event(env: &Env, message: &RawMessage) -> Result<(), String> {
     if merge != Merge::Duplicate {
         put_record(&reports, &record, ttl).await?;
     }
+    if merge == Merge::Created && event.kind == crate::events::EventKind::Match {
+        auto_report(env, &event, &record.key).await?;
+    }
     if record.notified_at.is_some() {
         return Ok(());
     }
@@ -204,4 +207,19 @@ async fn store_dead_letter(env: &Env, message: &RawMessage, queue: &str) -> Resu
         .execute()
         .await
         .map_err(|e| format!("writing dead letter {id}: {e}"))
+}
+
+/// `report.auto` routes: the incident is confirmed for reporting without a
+/// person ([`crate::reporting`]); the confirmation is idempotent, so a
+/// retried message confirms once.
+async fn auto_report(env: &Env, event: &Event, key: &str) -> Result<(), String> {
+    let config = config::load(env).await.map_err(|e| e.to_string())?;
+    let auto = config
+        .policy
+        .route_by_pattern(&event.route)
+        .is_some_and(|r| r.auto_report);
+    if auto {
+        crate::reporting::confirm(env, key, "policy (report.auto)", "automatic submission").await?;
+    }
+    Ok(())
 }

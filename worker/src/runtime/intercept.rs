@@ -47,6 +47,7 @@ use crate::digests;
 use crate::encoding;
 use crate::error::ScanError;
 use crate::events::{ActionTaken, Direction, Event, EventContext};
+use crate::evidence::{self, EvidenceContext};
 use crate::origin;
 use crate::outbox;
 use crate::overrides_store;
@@ -77,6 +78,10 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
     if outbox::due() {
         let env = env.clone();
         ctx.wait_until(async move { outbox::drain_and_log(&env).await });
+    }
+    // The admin endpoint (only while ADMIN_TOKEN is set).
+    if let Some(response) = crate::reporting::admin(&request, &env).await? {
+        return Ok(response);
     }
     let config = match config::load(&env).await {
         Ok(config) => config,
@@ -275,6 +280,37 @@ impl Scope {
         });
     }
 
+    /// Evidence: a matched image is preserved (encrypted, in R2) after the
+    /// response ([`evidence`]); anything else is not kept.
+    fn preserve(
+        &self,
+        bytes: &[u8],
+        checked: &Checked,
+        content_type: Option<String>,
+        uploader: Option<hashgate::evidence::Uploader>,
+    ) {
+        let Verdict::Match(matches) = &checked.verdict else {
+            return;
+        };
+        let cx = EvidenceContext {
+            sha256: checked.image.sha256.clone(),
+            url: self.url.clone(),
+            route: self.route.pattern.as_str().to_owned(),
+            request_id: self.request_id.clone(),
+            direction: if uploader.is_some() {
+                Direction::Upload
+            } else {
+                Direction::Response
+            },
+            action: self.route.action,
+            // An upload's part has no trusted type: the sniffed format's.
+            content_type: content_type.or_else(|| Some(format!("image/{}", checked.image.format))),
+            matches: matches.clone(),
+            uploader,
+        };
+        evidence::preserve_later(&self.env, &self.ctx, bytes, cx);
+    }
+
     /// Phases generation -> remembered -> hash -> look up -> verdict for one
     /// image, then the overrides in force (read only for a match): an
     /// entry turned off or an image cleared on a list is no match there,
@@ -435,7 +471,10 @@ impl Scope {
 
         // Phases: hash, look up, verdict.
         match self.check_image(&bytes).await {
-            Ok(checked) => self.respond_to_response(response, checked),
+            Ok(checked) => {
+                self.preserve(&bytes, &checked, header(&headers, "content-type"), None);
+                self.respond_to_response(response, checked)
+            }
             Err(unchecked) => self.fail_response(response, unchecked),
         }
     }
@@ -510,6 +549,7 @@ impl Scope {
         };
         match self.check_image(&bytes).await {
             Ok(checked) if matches!(checked.verdict, Verdict::Match(_)) => {
+                self.preserve(&bytes, &checked, header(&headers, "content-type"), None);
                 self.respond_to_response(partial, checked)
             }
             Ok(checked) => {
@@ -688,10 +728,16 @@ impl Scope {
             .images
             .iter()
             .map(|i| (i.field.clone(), i.filename.clone(), &*i.bytes));
+        let keep = &self.config.policy.evidence_headers;
 
         let mut failure: Option<(Unchecked, Option<String>, Option<String>)> = None;
         for (field, filename, image) in images {
-            match self.check_image(image).await {
+            let checked = self.check_image(image).await;
+            if let Ok(checked) = &checked {
+                let who = evidence::uploader(request, keep, field.clone(), filename.clone());
+                self.preserve(image, checked, None, Some(who));
+            }
+            match checked {
                 Ok(Checked {
                     verdict: Verdict::Match(matches),
                     image: summary,
