@@ -39,6 +39,9 @@ pub enum Direction {
     Response,
     /// Sent by a client in a `PUT`/`POST`.
     Upload,
+    /// An object in an R2 bucket (URL `r2://<bucket>/<key>`), see
+    /// [`crate::stored_policy`].
+    Stored,
 }
 
 /// What the worker did.
@@ -53,6 +56,10 @@ pub enum ActionTaken {
     Passed,
     /// Could not check; answered 503 (`fail: closed`).
     Refused,
+    /// A stored object moved to the quarantine bucket.
+    Quarantined,
+    /// A stored object deleted.
+    Deleted,
 }
 
 /// One event.

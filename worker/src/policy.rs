@@ -39,7 +39,9 @@
 //!   `kv:<key>`, how often the isolate reads the key again. A policy that
 //!   cannot be used (key missing, unreadable, invalid) is logged, never
 //!   shown to clients; the isolate keeps its last good policy or, with
-//!   none, serves [`SAFE_DEFAULT_POLICY`] (see [`crate::config`]).
+//!   none, serves [`SAFE_DEFAULT_POLICY`] (see [`crate::config`]);
+//! * `stored` (default none): rules for objects in R2 buckets, per bucket
+//!   and key prefix, see [`crate::stored_policy`].
 //!
 //! Route fields and defaults:
 //! * `pattern` (required): Cloudflare route syntax, see [`crate::pattern`];
@@ -235,6 +237,8 @@ pub struct Policy {
     pub memory: BudgetSettings,
     /// How often a `kv:` policy is read again, in seconds.
     pub kv_refresh_seconds: u32,
+    /// Stored content: per R2 bucket and prefix ([`crate::stored_policy`]).
+    pub stored: crate::stored_policy::StoredPolicy,
 }
 
 /// Why a policy was refused.
@@ -274,6 +278,9 @@ pub enum PolicyError {
     BudgetWait(u32),
     #[error("kv_refresh_seconds {0} is out of range 1..={MAX_KV_REFRESH_SECONDS}")]
     KvRefresh(u32),
+    /// The `stored` section (R2 buckets), see [`crate::stored_policy`].
+    #[error(transparent)]
+    Stored(#[from] crate::stored_policy::StoredError),
 }
 
 /// What is wrong with one route.
@@ -314,6 +321,8 @@ struct PolicyDoc {
     memory_budget: Option<BudgetDoc>,
     #[serde(default = "default_kv_refresh")]
     kv_refresh_seconds: u32,
+    #[serde(default)]
+    stored: Vec<crate::stored_policy::StoredDoc>,
 }
 
 fn default_kv_refresh() -> u32 {
@@ -496,7 +505,9 @@ impl Policy {
         if doc.kv_refresh_seconds == 0 || doc.kv_refresh_seconds > MAX_KV_REFRESH_SECONDS {
             return Err(PolicyError::KvRefresh(doc.kv_refresh_seconds));
         }
+        let stored = crate::stored_policy::StoredPolicy::validate(doc.stored)?;
         Ok(Policy {
+            stored,
             routes,
             blocked_by: doc.blocked_by,
             cache,
@@ -525,6 +536,7 @@ impl Policy {
                 },
                 memory: BudgetSettings::default(),
                 kv_refresh_seconds: DEFAULT_KV_REFRESH_SECONDS,
+                stored: Default::default(),
             },
         }
     }
