@@ -30,6 +30,9 @@ export const COMPATIBILITY_DATE = "2026-04-26";
 export const MATCH_EVENTS_QUEUE = "hashgate-match-events";
 export const DEAD_LETTER_QUEUE = "hashgate-dlq";
 export const KV_NAMESPACES = ["HASH_INDEX", "REPORTS"];
+// Stored content (docs/stored.md): buckets, the hash log, the objects queue.
+export const STORED_QUEUE = "hashgate-stored-objects";
+export const R2_BUCKETS = { UPLOADS: "user-uploads", QUARANTINE: "hashgate-quarantine" };
 /** The secret the tests' webhook receivers verify with. */
 export const WEBHOOK_SECRET = "e2e-webhook-secret";
 /** Example policy, same as the POLICY default in wrangler.toml. */
@@ -70,7 +73,9 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     // No network fetch of cf.json; request.cf gets a fixed local value.
     cf: false,
     kvNamespaces: KV_NAMESPACES,
-    queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE } },
+    queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE }, STORED_OBJECTS: { queueName: STORED_QUEUE } },
+    r2Buckets: R2_BUCKETS,
+    d1Databases: { HASH_LOG: "hashgate-hash-log" },
     // Deliver each event on its own and fast, so tests see them within ~1 s.
     queueConsumers: {
       [MATCH_EVENTS_QUEUE]: {
@@ -82,6 +87,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
         ...consumer,
       },
       [DEAD_LETTER_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
+      [STORED_QUEUE]: { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0, deadLetterQueue: DEAD_LETTER_QUEUE },
     },
     bindings: {
       POLICY: typeof policy === "string" ? policy : JSON.stringify(policy),

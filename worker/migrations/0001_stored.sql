@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS hash_log (
   sha1 TEXT,
   sha256 TEXT,
   detail TEXT,
-  scanned_ms INTEGER NOT NULL
+  scanned_ms INTEGER NOT NULL,
+  scans INTEGER NOT NULL DEFAULT 1
 );
 
 -- Backfill progress reads one generation's rows under one prefix.

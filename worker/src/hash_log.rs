@@ -72,7 +72,7 @@ pub const UPSERT: &str = "INSERT INTO hash_log (location, etag, generation, resu
      ON CONFLICT (location) DO UPDATE SET etag = excluded.etag, generation = excluded.generation, \
      result = excluded.result, route = excluded.route, direction = excluded.direction, pdq = excluded.pdq, \
      md5 = excluded.md5, sha1 = excluded.sha1, sha256 = excluded.sha256, detail = excluded.detail, \
-     scanned_ms = excluded.scanned_ms";
+     scanned_ms = excluded.scanned_ms, scans = hash_log.scans + 1";
 
 /// The ETag and generation of a location's last scan.
 pub const LAST_SCAN: &str = "SELECT etag, generation, result FROM hash_log WHERE location = ?1";

@@ -12,8 +12,11 @@
 //!   respond);
 //! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
 //!   dead letters);
+//! * queue `hashgate-stored-objects`: `stored` (objects in R2 buckets:
+//!   notifications, backfills, retroactive passes over the hash log);
 //! * scheduled (cron): [`outbox`] drain (events the queue refused when
-//!   they happened go to the queue now).
+//!   they happened go to the queue now), and the retroactive check (a new
+//!   index generation starts a pass, see [`retro`]).
 //!
 //! Panic policy: panics are for logic errors only. Input (requests, origin
 //! responses, images, multipart bodies, queue messages, KV values) is
@@ -66,6 +69,10 @@ mod ranged;
 mod runtime;
 #[cfg(target_arch = "wasm32")]
 mod shared_verdicts;
+#[cfg(target_arch = "wasm32")]
+mod stored;
+#[cfg(target_arch = "wasm32")]
+mod stored_admin;
 
 #[cfg(target_arch = "wasm32")]
 mod glue {
@@ -100,6 +107,10 @@ mod glue {
 
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        crate::outbox::drain_marked_and_log(&env).await
+        crate::outbox::drain_marked_and_log(&env).await;
+        // A new index generation: match the hash log against what it added.
+        if let Err(e) = crate::stored::check_generation(&env).await {
+            crate::runtime::log_warn(&format!("hashgate: retroactive check failed: {e}"));
+        }
     }
 }

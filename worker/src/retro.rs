@@ -195,6 +195,22 @@ pub fn candidates<'r>(
         .collect()
 }
 
+/// Matches found from logged hashes, in the shape of the edge's (the
+/// query hash is the image's own PDQ or one of its digests).
+pub fn summaries(matches: &[Match]) -> Vec<crate::verdict::MatchSummary> {
+    matches
+        .iter()
+        .map(|m| crate::verdict::MatchSummary {
+            list: m.list.clone(),
+            entry_id: m.id.clone(),
+            hash_type: m.kind.name().to_owned(),
+            hash: m.hash.to_string(),
+            distance: m.distance,
+            matched_by: m.kind.name().to_owned(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

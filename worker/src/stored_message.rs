@@ -61,6 +61,10 @@ pub enum Work {
     Scan {
         bucket: String,
         key: String,
+        /// The version listed or notified (a scan of the same version with
+        /// the same generation is skipped without reading the object).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etag: Option<String>,
         /// The backfill it belongs to, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backfill: Option<String>,
@@ -173,6 +177,7 @@ mod tests {
             Work::Scan {
                 bucket: "b".into(),
                 key: "k".into(),
+                etag: Some("e".into()),
                 backfill: Some("bf-1".into()),
             },
             Work::List {
