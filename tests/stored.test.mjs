@@ -226,7 +226,7 @@ describe("backfill", () => {
       files.filter((f) => f.startsWith("listed-")).map((f) => `r2://${BUCKET}/bulk/${f}`),
     );
     // Report only: the objects stay.
-    assert.ok(await bucket.head("bulk/listed-00.jpg"));
+    assert.ok(await (await worker.mf.getR2Bucket("UPLOADS")).head("bulk/listed-00.jpg"));
 
     // Run again with the same generation: complete, nothing scanned again.
     const again = await admin("POST", "backfills", { bucket: BUCKET, prefix: "bulk/" });
