@@ -52,6 +52,10 @@ if (values.source === "photos") {
 }
 
 const persist = await mkdtemp(path.join(tmpdir(), "hashgate-bench-stored-"));
+const summary = [];
+let bytes = 0;
+let progress;
+let seconds;
 const worker = await startWorker({
   policy,
   bindings: { ADMIN_TOKEN: TOKEN },
@@ -60,7 +64,6 @@ const worker = await startWorker({
 try {
   await worker.loadIndex(await buildIndex("bench-stored", { demo: DEMO_LIST }));
   const bucket = await worker.mf.getR2Bucket("UPLOADS");
-  let bytes = 0;
   for (const [i, file] of files.entries()) {
     const data = await readFile(file);
     bytes += data.length;
@@ -74,30 +77,60 @@ try {
     });
   const started = performance.now();
   const { backfill } = await (await admin("POST", "backfills", { bucket: "user-uploads", prefix: "" })).json();
-  let progress;
   for (;;) {
     ({ progress } = await (await admin("GET", `backfills/${backfill.id}`)).json());
     if (progress.listed === TOTAL && progress.scanned === TOTAL) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const seconds = (performance.now() - started) / 1000;
+  seconds = (performance.now() - started) / 1000;
   const db = await worker.mf.getD1Database("HASH_LOG");
   const { n } = await db.prepare("SELECT count(*) AS n FROM hash_log").first();
-  // The D1 database file(s) Miniflare keeps (SQLite, with its indexes).
-  let dbBytes = 0;
+  const { logical } = await db
+    .prepare(
+      "SELECT sum(length(location) + length(etag) + length(generation) + length(result) + length(route) + length(direction) + " +
+        "coalesce(length(pdq), 0) + coalesce(length(md5), 0) + coalesce(length(sha1), 0) + coalesce(length(sha256), 0) + 16) AS logical FROM hash_log",
+    )
+    .first();
+  summary.push(`hash log: ${n} rows, ${(logical / n).toFixed(0)} bytes of values a row`);
+} finally {
+  await worker.dispose();
+}
+try {
+  // The D1 database Miniflare keeps (SQLite with both indexes), compacted
+  // (VACUUM on a copy: the local file keeps free pages and its
+  // write-ahead log), as D1 reports a database's size.
+  const sqlite = [];
   const walk = async (d) => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith(".sqlite") || e.name.endsWith(".sqlite-wal")) dbBytes += (await stat(p)).size;
+      else if (e.name.endsWith(".sqlite")) sqlite.push(p);
     }
   };
   await walk(path.join(persist, "d1"));
-  console.log(`objects ${TOTAL} (${(bytes / TOTAL / 1024).toFixed(1)} KiB average, source ${values.source}), one consumer, batches of 10`);
-  console.log(`progress ${JSON.stringify(progress)}`);
-  console.log(`scanned in ${seconds.toFixed(1)} s: ${(TOTAL / seconds).toFixed(1)} objects/s`);
-  console.log(`hash log: ${n} rows, ${dbBytes} bytes of D1 file: ${(dbBytes / n).toFixed(0)} bytes a row, ${((dbBytes / n) * 1e6 / 1e9).toFixed(2)} GB per 10^6 objects`);
+  const measure = `
+import shutil, sqlite3, sys, tempfile, os
+best = 0
+for path in sys.argv[1:]:
+    tmp = os.path.join(tempfile.mkdtemp(), "db.sqlite")
+    shutil.copy(path, tmp)
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(path + ext):
+            shutil.copy(path + ext, tmp + ext)
+    c = sqlite3.connect(tmp)
+    if c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'hash_log'").fetchone()[0]:
+        c.execute("VACUUM")
+        best = c.execute("PRAGMA page_count").fetchone()[0] * c.execute("PRAGMA page_size").fetchone()[0]
+print(best)
+`;
+  const { stdout } = await promisify(execFile)("python3", ["-c", measure, ...sqlite]);
+  const dbBytes = Number(stdout.trim());
+  summary.push(`objects ${TOTAL} (${(bytes / TOTAL / 1024).toFixed(1)} KiB average, source ${values.source}), one consumer, batches of 10`);
+  summary.push(`progress ${JSON.stringify(progress)}`);
+  summary.push(`scanned in ${seconds.toFixed(1)} s: ${(TOTAL / seconds).toFixed(1)} objects/s`);
+  const rows = TOTAL;
+  summary.push(`D1 file: ${dbBytes} bytes: ${(dbBytes / rows).toFixed(0)} bytes an object, ${((dbBytes / rows) * 1e6 / 1e9).toFixed(2)} GB per 10^6 objects`);
+  console.log(summary.join("\n"));
 } finally {
-  await worker.dispose();
   await rm(persist, { recursive: true, force: true });
 }

@@ -28,13 +28,18 @@ impl Rng {
     }
 
     fn hex(&mut self, bytes: usize) -> String {
-        (0..bytes).map(|_| format!("{:02x}", self.next() as u8)).collect()
+        (0..bytes)
+            .map(|_| format!("{:02x}", self.next() as u8))
+            .collect()
     }
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let rows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let rows: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let added_n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
 
@@ -90,7 +95,10 @@ fn main() {
     }
     let matching = started.elapsed();
     println!("rows {rows}, added hashes {added_n} (half PDQ, half SHA-256)");
-    println!("index of added hashes built in {:.1} ms", build.as_secs_f64() * 1e3);
+    println!(
+        "index of added hashes built in {:.1} ms",
+        build.as_secs_f64() * 1e3
+    );
     println!(
         "matched {rows} rows in {:.2} s ({:.2} us a row), {found} candidates ({planted} planted)",
         matching.as_secs_f64(),

@@ -325,9 +325,16 @@ impl Scope {
         };
         with_cache(|c| c.insert(key.clone(), value.clone(), now_ms()));
         // The hash log (retroactive matching), after the response.
-        let row = crate::stored::edge_row(&self.url, &self.route, &manifest.generation, &hashes, &checked.verdict);
+        let row = crate::stored::edge_row(
+            &self.url,
+            &self.route,
+            &manifest.generation,
+            &hashes,
+            &checked.verdict,
+        );
         let env = self.env.clone();
-        self.ctx.wait_until(async move { crate::stored::log_edge(&env, row).await });
+        self.ctx
+            .wait_until(async move { crate::stored::log_edge(&env, row).await });
         if cache.shared && cache.ttl_seconds > 0 {
             self.ctx.wait_until(async move {
                 shared_verdicts::put(&key, &value, cache.ttl_seconds).await;

@@ -135,7 +135,15 @@ async fn handle_message(env: &Env, message: &RawMessage) -> Result<(), Failure> 
     let config = config::load(env).await.map_err(retry)?;
     match parsed {
         StoredMessage::Notification(n) if n.creates_object() => {
-            scan(env, &config, &n.bucket, &n.object.key, n.object.etag.as_deref(), "r2-notification").await
+            scan(
+                env,
+                &config,
+                &n.bucket,
+                &n.object.key,
+                n.object.etag.as_deref(),
+                "r2-notification",
+            )
+            .await
         }
         StoredMessage::Notification(_) => Ok(()),
         StoredMessage::Work(Work::Scan {
@@ -377,7 +385,11 @@ async fn act(
 
 /// Deletes `key` if it is still the version that was scanned (a newer
 /// upload under the same key is scanned on its own notification).
-async fn delete_if_unchanged(bucket: &worker::Bucket, key: &str, etag: &str) -> Result<(), Failure> {
+async fn delete_if_unchanged(
+    bucket: &worker::Bucket,
+    key: &str,
+    etag: &str,
+) -> Result<(), Failure> {
     match bucket.head(key).await.map_err(retry)? {
         Some(head) if head.etag() == etag => bucket.delete(key).await.map_err(retry),
         _ => Ok(()),
@@ -471,9 +483,10 @@ pub async fn start_backfill(
             "no stored rule covers bucket {bucket:?} prefix {prefix:?}: add one to the policy's \"stored\" section"
         ));
     }
-    let manifest = current_index::manifest(env, config.policy.index.refresh_seconds, INDEX_TIMEOUT_MS)
-        .await
-        .map_err(|e| e.to_string())?;
+    let manifest =
+        current_index::manifest(env, config.policy.index.refresh_seconds, INDEX_TIMEOUT_MS)
+            .await
+            .map_err(|e| e.to_string())?;
     let db = database(env).await?;
     let id = crate::stored_message::backfill_id(bucket, prefix, &manifest.generation);
     let now = JsValue::from_f64(now_ms());
@@ -625,9 +638,10 @@ pub async fn check_generation(env: &Env) -> Result<Option<String>, String> {
     if config.policy.stored.rules().is_empty() && env.d1(HASH_LOG).is_err() {
         return Ok(None);
     }
-    let manifest = current_index::manifest(env, config.policy.index.refresh_seconds, INDEX_TIMEOUT_MS)
-        .await
-        .map_err(|e| e.to_string())?;
+    let manifest =
+        current_index::manifest(env, config.policy.index.refresh_seconds, INDEX_TIMEOUT_MS)
+            .await
+            .map_err(|e| e.to_string())?;
     let db = database(env).await?;
     let last: Option<PassRow> = db
         .prepare("SELECT id, to_generation, manifest FROM retro_passes ORDER BY started_ms DESC, rowid DESC LIMIT 1")
@@ -668,10 +682,17 @@ pub async fn check_generation(env: &Env) -> Result<Option<String>, String> {
         ));
     }
     let added = retro::added(old_snapshot.as_ref(), &new_snapshot);
-    let pass = format!("{}-{}", last.id.split('-').next_back().unwrap_or(&last.id), manifest.generation);
+    let pass = format!(
+        "{}-{}",
+        last.id.split('-').next_back().unwrap_or(&last.id),
+        manifest.generation
+    );
     env.kv(REPORTS)
         .map_err(|e| e.to_string())?
-        .put(&format!("{RETRO_PREFIX}{pass}"), retro::encode_added(&added))
+        .put(
+            &format!("{RETRO_PREFIX}{pass}"),
+            retro::encode_added(&added),
+        )
         .map_err(|e| e.to_string())?
         .expiration_ttl(RETRO_TTL_SECONDS)
         .execute()
@@ -720,7 +741,11 @@ async fn added_index(env: &Env, pass: &str) -> Result<Rc<Option<ResidentIndex>>,
         .text()
         .await
         .map_err(retry)?
-        .ok_or_else(|| Failure::Drop(format!("retroactive pass {pass}: its added hashes are gone")))?;
+        .ok_or_else(|| {
+            Failure::Drop(format!(
+                "retroactive pass {pass}: its added hashes are gone"
+            ))
+        })?;
     let added = retro::decode_added(&text).map_err(|e| Failure::Drop(e.to_string()))?;
     let index = Rc::new(retro::added_index(&added).map_err(|e| Failure::Drop(e.to_string()))?);
     RETRO_INDEX.with(|c| *c.borrow_mut() = Some((pass.to_owned(), index.clone())));
@@ -738,12 +763,17 @@ async fn retro_page(env: &Env, config: &Config, pass: &str, after: i64) -> Resul
         .await
         .map_err(retry)?
     else {
-        return Err(Failure::Drop(format!("retroactive pass {pass} does not exist")));
+        return Err(Failure::Drop(format!(
+            "retroactive pass {pass} does not exist"
+        )));
     };
     let index = added_index(env, pass).await?;
     let rows: Vec<PageRow> = db
         .prepare(hash_log::PAGE)
-        .bind(&[JsValue::from_f64(after as f64), JsValue::from_f64(f64::from(RETRO_PAGE))])
+        .bind(&[
+            JsValue::from_f64(after as f64),
+            JsValue::from_f64(f64::from(RETRO_PAGE)),
+        ])
         .map_err(retry)?
         .all()
         .await
@@ -878,7 +908,10 @@ pub async fn log_edge(env: &Env, row: LogRow) {
     }
     .await;
     if let Err(Failure::Retry(e) | Failure::Drop(e)) = result {
-        log_warn(&format!("hashgate: hash log write for {} failed: {e}", row.location));
+        log_warn(&format!(
+            "hashgate: hash log write for {} failed: {e}",
+            row.location
+        ));
     }
 }
 

@@ -81,16 +81,18 @@ pub async fn handle(request: &Request, env: &Env) -> Result<Option<Response>, Js
         Ok(config) => config,
         Err(e) => return error(500, &e.to_string()).map(Some),
     };
-    let db = || async {
-        stored::database(env).await
-    };
+    let db = || async { stored::database(env).await };
     let response = match (method.as_str(), rest.split_once('/')) {
         ("POST", None) if rest == "backfills" => {
             let text = JsFuture::from(request.text()?).await?;
-            let body: BackfillRequest = match serde_json::from_str(&text.as_string().unwrap_or_default()) {
-                Ok(body) => body,
-                Err(e) => return error(400, &format!("expected {{\"bucket\", \"prefix\"}}: {e}")).map(Some),
-            };
+            let body: BackfillRequest =
+                match serde_json::from_str(&text.as_string().unwrap_or_default()) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        return error(400, &format!("expected {{\"bucket\", \"prefix\"}}: {e}"))
+                            .map(Some)
+                    }
+                };
             match stored::start_backfill(env, &config, &body.bucket, &body.prefix).await {
                 Ok((b, p)) => json(202, &serde_json::json!({"backfill": b, "progress": p}))?,
                 Err(e) => error(409, &e)?,
@@ -105,7 +107,10 @@ pub async fn handle(request: &Request, env: &Env) -> Result<Option<Response>, Js
                 Ok(Some(b)) => match stored::progress(&db, &b).await {
                     Ok(p) => {
                         let complete = b.listing_done == 1 && p.scanned >= p.listed;
-                        json(200, &serde_json::json!({"backfill": b, "progress": p, "complete": complete}))?
+                        json(
+                            200,
+                            &serde_json::json!({"backfill": b, "progress": p, "complete": complete}),
+                        )?
                     }
                     Err(e) => error(500, &e)?,
                 },

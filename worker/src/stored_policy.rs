@@ -214,7 +214,7 @@ impl StoredPolicy {
         }
         // Longest prefix first, so the first rule that covers a key is the
         // most specific one.
-        rules.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(StoredPolicy { rules })
     }
 
