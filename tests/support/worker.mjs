@@ -30,10 +30,13 @@ export const COMPATIBILITY_DATE = "2026-04-26";
 export const MATCH_EVENTS_QUEUE = "hashgate-match-events";
 export const DEAD_LETTER_QUEUE = "hashgate-dlq";
 export const KV_NAMESPACES = ["HASH_INDEX", "REPORTS"];
-export const R2_BUCKETS = ["EVIDENCE"];
 /** The evidence key the tests' worker encrypts with (base64 of 32 bytes) and its id. */
 export const EVIDENCE_KEY = Buffer.alloc(32, 7).toString("base64");
 export const EVIDENCE_KEY_ID = "e2e-k1";
+// Stored content (docs/stored.md): buckets, the hash log, the objects queue.
+export const STORED_QUEUE = "hashgate-stored-objects";
+// The R2 buckets: evidence (docs/reporting.md) and stored content.
+export const R2_BUCKETS = { EVIDENCE: "hashgate-evidence", UPLOADS: "user-uploads", QUARANTINE: "hashgate-quarantine" };
 /** The secret the tests' webhook receivers verify with. */
 export const WEBHOOK_SECRET = "e2e-webhook-secret";
 /** Example policy, same as the POLICY default in wrangler.toml. */
@@ -108,7 +111,8 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     kvNamespaces: KV_NAMESPACES,
     analyticsEngineDatasets: { [ANALYTICS_BINDING]: { dataset: ANALYTICS_DATASET } },
     r2Buckets: R2_BUCKETS,
-    queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE } },
+    queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE }, STORED_OBJECTS: { queueName: STORED_QUEUE } },
+    d1Databases: { HASH_LOG: "hashgate-hash-log" },
     // Deliver each event on its own and fast, so tests see them within ~1 s.
     queueConsumers: {
       [MATCH_EVENTS_QUEUE]: {
@@ -120,6 +124,7 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
         ...consumer,
       },
       [DEAD_LETTER_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
+      [STORED_QUEUE]: { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0, deadLetterQueue: DEAD_LETTER_QUEUE },
     },
     bindings: {
       POLICY: typeof policy === "string" ? policy : JSON.stringify(policy),

@@ -45,6 +45,20 @@ pub enum Direction {
     Response,
     /// Sent by a client in a `PUT`/`POST`.
     Upload,
+    /// An object in an R2 bucket (URL `r2://<bucket>/<key>`), see
+    /// [`crate::stored_policy`].
+    Stored,
+}
+
+impl Direction {
+    /// The name events, logs and manifests use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Response => "response",
+            Direction::Upload => "upload",
+            Direction::Stored => "stored",
+        }
+    }
 }
 
 /// What the worker did.
@@ -59,6 +73,24 @@ pub enum ActionTaken {
     Passed,
     /// Could not check; answered 503 (`fail: closed`).
     Refused,
+    /// A stored object moved to the quarantine bucket.
+    Quarantined,
+    /// A stored object deleted.
+    Deleted,
+}
+
+impl ActionTaken {
+    /// The name events, logs and counters use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionTaken::Blocked => "blocked",
+            ActionTaken::Flagged => "flagged",
+            ActionTaken::Passed => "passed",
+            ActionTaken::Refused => "refused",
+            ActionTaken::Quarantined => "quarantined",
+            ActionTaken::Deleted => "deleted",
+        }
+    }
 }
 
 /// One event.

@@ -109,11 +109,7 @@ pub fn manifest(cx: &EvidenceContext, size: u64, key_id: &str, time_ms: u64) -> 
         url: cx.url.clone(),
         route: cx.route.clone(),
         request_id: cx.request_id.clone(),
-        direction: match cx.direction {
-            Direction::Response => "response",
-            Direction::Upload => "upload",
-        }
-        .to_owned(),
+        direction: cx.direction.name().to_owned(),
         action: match cx.action {
             Action::Block => "blocked",
             Action::Flag => "flagged",

@@ -15,8 +15,11 @@
 //!   admin path;
 //! * queue: [`consumer`] (report records in `REPORTS`, signed webhooks,
 //!   dead letters);
+//! * queue `hashgate-stored-objects`: `stored` (objects in R2 buckets:
+//!   notifications, backfills, retroactive passes over the hash log);
 //! * scheduled (cron): [`outbox`] drain (events the queue refused when
-//!   they happened go to the queue now).
+//!   they happened go to the queue now), and the retroactive check (a new
+//!   index generation starts a pass, see [`retro`]).
 //!
 //! Panic policy: panics are for logic errors only. Input (requests, origin
 //! responses, images, multipart bodies, queue messages, KV values) is
@@ -34,6 +37,7 @@ pub mod encoding;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod hash_log;
 pub mod logging;
 pub mod multipart;
 pub mod notify;
@@ -46,7 +50,10 @@ pub mod range;
 pub mod report;
 pub mod reporting;
 pub mod respond;
+pub mod retro;
 pub mod sniff;
+pub mod stored_message;
+pub mod stored_policy;
 pub mod telemetry;
 pub mod upload;
 pub mod verdict;
@@ -59,7 +66,7 @@ mod runtime;
 #[cfg(target_arch = "wasm32")]
 use runtime::{
     body, config, consumer, current_index, digests, intercept, lookup, overrides_store, ranged,
-    shared_verdicts,
+    shared_verdicts, stored, stored_admin,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -98,5 +105,9 @@ mod glue {
         crate::outbox::drain_marked_and_log(&env).await;
         crate::evidence::drain_and_log(&env).await;
         crate::reporting::run_due_and_log(&env).await;
+        // A new index generation: match the hash log against what it added.
+        if let Err(e) = crate::stored::check_generation(&env).await {
+            crate::runtime::log_warn(&format!("hashgate: retroactive check failed: {e}"));
+        }
     }
 }

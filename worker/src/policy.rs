@@ -47,6 +47,8 @@
 //!   a list without one gets the CSAM wording of [`crate::respond`];
 //! * `console`: the console for the people on duty, see
 //!   [`crate::console::settings`].
+//! * `stored` (default none): rules for objects in R2 buckets, per bucket
+//!   and key prefix, see [`crate::stored_policy`].
 //!
 //! Route fields and defaults:
 //! * `pattern` (required): Cloudflare route syntax, see [`crate::pattern`];
@@ -254,6 +256,8 @@ pub struct Policy {
     /// `evidence.headers`: request headers (lowercase names) kept with the
     /// evidence of an upload, besides its IP and user agent.
     pub evidence_headers: Vec<String>,
+    /// Stored content: per R2 bucket and prefix ([`crate::stored_policy`]).
+    pub stored: crate::stored_policy::StoredPolicy,
 }
 
 /// Why a policy was refused.
@@ -299,6 +303,9 @@ pub enum PolicyError {
     BlockMessage { list: String, problem: String },
     #[error(transparent)]
     Console(#[from] ConsoleConfigError),
+    /// The `stored` section (R2 buckets), see [`crate::stored_policy`].
+    #[error(transparent)]
+    Stored(#[from] crate::stored_policy::StoredError),
 }
 
 /// What is wrong with one route.
@@ -339,6 +346,8 @@ struct PolicyDoc {
     memory_budget: Option<BudgetDoc>,
     #[serde(default = "default_kv_refresh")]
     kv_refresh_seconds: u32,
+    #[serde(default)]
+    stored: Vec<crate::stored_policy::StoredDoc>,
     #[serde(default)]
     block_messages: BTreeMap<String, String>,
     #[serde(default)]
@@ -566,7 +575,9 @@ impl Policy {
             }
             evidence_headers.push(name.to_ascii_lowercase());
         }
+        let stored = crate::stored_policy::StoredPolicy::validate(doc.stored)?;
         Ok(Policy {
+            stored,
             routes,
             blocked_by: doc.blocked_by,
             cache,
@@ -601,6 +612,7 @@ impl Policy {
                 block_messages: BTreeMap::new(),
                 console: None,
                 evidence_headers: Vec::new(),
+                stored: Default::default(),
             },
         }
     }

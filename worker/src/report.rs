@@ -57,6 +57,15 @@ pub struct ActionCounts {
     pub passed: u64,
     #[serde(default)]
     pub refused: u64,
+    /// Stored objects (written only when not zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quarantined: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ActionCounts {
@@ -66,6 +75,8 @@ impl ActionCounts {
             ActionTaken::Flagged => self.flagged += 1,
             ActionTaken::Passed => self.passed += 1,
             ActionTaken::Refused => self.refused += 1,
+            ActionTaken::Quarantined => self.quarantined += 1,
+            ActionTaken::Deleted => self.deleted += 1,
         }
     }
 }

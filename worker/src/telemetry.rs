@@ -38,19 +38,11 @@ pub struct DataPoint {
 }
 
 fn direction_name(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Response => "response",
-        Direction::Upload => "upload",
-    }
+    direction.name()
 }
 
 fn taken_name(taken: ActionTaken) -> &'static str {
-    match taken {
-        ActionTaken::Blocked => "blocked",
-        ActionTaken::Flagged => "flagged",
-        ActionTaken::Passed => "passed",
-        ActionTaken::Refused => "refused",
-    }
+    taken.name()
 }
 
 /// The log line and counter of a match.

@@ -36,6 +36,9 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handles one batch from either queue.
 pub async fn handle(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
+    if batch.queue() == crate::stored::STORED_QUEUE {
+        return crate::stored::handle(batch, env).await;
+    }
     let dead_letters = batch.queue() == DEAD_LETTER_QUEUE;
     for message in batch.raw_iter() {
         let outcome = if dead_letters {

@@ -73,6 +73,10 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
         ));
         return respond::loop_detected(&request_id);
     }
+    // Operator endpoints for stored content (only with ADMIN_TOKEN set).
+    if let Some(response) = crate::stored_admin::handle(&request, &env).await? {
+        return Ok(response);
+    }
     // Events this isolate could not queue earlier go out now, after the
     // response, once the queue takes them again.
     if outbox::due() {
@@ -387,6 +391,17 @@ impl Scope {
             verdict: checked.verdict.clone(),
         };
         with_cache(|c| c.insert(key.clone(), value.clone(), now_ms()));
+        // The hash log (retroactive matching), after the response.
+        let row = crate::stored::edge_row(
+            &self.url,
+            &self.route,
+            &manifest.generation,
+            &hashes,
+            &checked.verdict,
+        );
+        let env = self.env.clone();
+        self.ctx
+            .wait_until(async move { crate::stored::log_edge(&env, row).await });
         if cache.shared && cache.ttl_seconds > 0 {
             self.ctx.wait_until(async move {
                 shared_verdicts::put(&key, &value, cache.ttl_seconds).await;

@@ -11,6 +11,8 @@
 //!   the verdict cache;
 //! * [`overrides_store`]: the operator's overrides (`hg2/overrides`), read
 //!   with the generation;
+//! * [`stored`] and [`stored_admin`]: objects in R2 buckets (notifications,
+//!   backfills, retroactive passes) and their admin endpoints;
 //! * [`consumer`]: the queue handler; [`config`]: bindings and the policy.
 //!
 //! This file itself holds the small bridges to the JavaScript host: clock,
@@ -27,6 +29,8 @@ pub mod lookup;
 pub mod overrides_store;
 pub mod ranged;
 pub mod shared_verdicts;
+pub mod stored;
+pub mod stored_admin;
 
 use wasm_bindgen::{JsCast, JsValue};
 
