@@ -849,18 +849,18 @@ async fn act(
             );
         }
         Action::Confirm => {
-            // MERGE(reporting): after the merge with the evidence branch this
-            // is where the report goes to the reporting job:
-            //     crate::reporting::confirm(env, &record.key, &identity.email, &why).await?;
-            // (the one call site; the review state below stays the console's record).
-            detail = "confirmed (reporting job: wired at the merge)".to_owned();
+            // The report goes to the reporting job (docs/reporting.md); the
+            // review state below stays the console's record.
+            let filing = crate::reporting::confirm(env, &record.key, &identity.email, &why)
+                .await
+                .map_err(js)?;
+            detail = format!("confirmed; the report is {:?}", filing.stage).to_lowercase();
         }
         Action::Reveal => {
-            // MERGE(evidence): the bytes come from the evidence store
-            // (R2 `EVIDENCE`, one object per SHA-256) once it exists; the
-            // blurred greyscale rendering is made from them here. Until then
-            // the reveal is logged and shows nothing.
-            detail = "reveal asked; no evidence store yet".to_owned();
+            // Logged only: no rendering of the image is served by the
+            // console (a blurred greyscale view from the evidence store is
+            // not built; docs/console.md).
+            detail = "reveal asked; no rendering is served".to_owned();
         }
         Action::Note => {}
     }

@@ -325,12 +325,27 @@ async fn scan(
         false,
     );
     event.action = taken;
-    // EVIDENCE (after the merge with the evidence branch): preserve the
-    // bytes before the original is moved or deleted, e.g.
-    //   crate::runtime::evidence::preserve(env, &bytes, EvidenceContext {
-    //       url: at.clone(), route: rule.pattern(), request_id, direction: Direction::Stored,
-    //       content_type: object.http_metadata().content_type, matches: &summaries, .. }).await
-    // (idempotent per SHA-256, so a retried message preserves once).
+    // The evidence is preserved before the original is moved or deleted
+    // (one object per SHA-256, so a retried message preserves once); a
+    // failure leaves the object where it is, for the message's retry.
+    let evidence = crate::evidence::EvidenceContext {
+        sha256: hashes.sha256.to_string(),
+        url: at.clone(),
+        route: rule.pattern(),
+        request_id: request_id.to_owned(),
+        direction: Direction::Stored,
+        action: if rule.action == StoredAction::Report {
+            Action::Flag
+        } else {
+            Action::Block
+        },
+        content_type: None,
+        matches: summaries.clone(),
+        uploader: None,
+    };
+    crate::evidence::preserve(env, &bytes, &evidence)
+        .await
+        .map_err(|e| retry(format!("preserving the evidence of {at}: {e}")))?;
     outbox::send(env, &event).await;
     write_row(&db, &row).await?;
     act(env, rule, &bucket, key, &etag, &bytes, &row).await
