@@ -190,7 +190,7 @@ describe("natively", () => {
       const cli = (key, extra = []) =>
         promisify(execFile)(
           "cargo",
-          ["run", "--release", "--quiet", "-p", "hashgate", "--", "evidence", "get", object, "--out", out, "--sha256", CHELSEA, ...extra],
+          ["run", "--release", "--quiet", "-p", "hashgate-cli", "--", "evidence", "get", object, "--out", out, "--sha256", CHELSEA, ...extra],
           { cwd: REPO_ROOT, env: { ...process.env, EVIDENCE_KEY: key } },
         );
       await cli(EVIDENCE_KEY, ["--key-id", EVIDENCE_KEY_ID]);

@@ -121,7 +121,7 @@ describe("new objects (R2 event notifications)", () => {
     assert.deepEqual(value.urls, [`r2://${BUCKET}/${key}`]);
     assert.equal(value.actions.quarantined, 1);
     assert.equal(value.matches[0].list, "demo");
-    assert.equal(value.matches[0].entry_id, "demo-chelsea");
+    assert.equal(value.matches[0].id, "demo-chelsea");
 
     // Moved: gone from the bucket, in the quarantine bucket with its origin.
     const uploads = await worker.mf.getR2Bucket("UPLOADS");
@@ -283,7 +283,7 @@ describe("retroactive matching", () => {
     // The served image: a sighting at its URL.
     const servedRecord = records.find((r) => r.value.urls.includes(edgeUrl));
     assert.equal(servedRecord.value.sha256, sha256(coffee));
-    assert.equal(servedRecord.value.matches[0].entry_id, "later-coffee");
+    assert.equal(servedRecord.value.matches[0].id, "later-coffee");
     assert.deepEqual(servedRecord.value.directions, ["response"]);
 
     // Nothing new: no second pass.
