@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The malformed-image corpus (hasher/tests/malformed/corpus.rs), timed:
+# The malformed-image corpus (testkit/src/corpus.rs), timed:
 # corpus size, outcomes by error kind per group, slowest case per group and
 # most memory held at once, natively and in wasm (wasm32-wasip1 under
 # node, the same code the edge runs). The test (tests/malformed.rs) checks
