@@ -922,7 +922,7 @@ async fn act(
             &view::message(
                 Some(viewer),
                 "Reveal",
-                "Logged. No image to show yet: the evidence store is wired after the merge.",
+                "Logged. The console serves no rendering of the image; the preserved evidence is read with `hashgate evidence get`.",
                 Some((&back, "Back to the sighting")),
             ),
         );

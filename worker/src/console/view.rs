@@ -432,7 +432,7 @@ pub fn sighting(viewer: &Viewer, s: &Sighting, reveal: Option<&str>) -> String {
          <tr><th scope=\"row\">First seen</th><td>{}</td></tr><tr><th scope=\"row\">Last seen</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Count</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Image SHA-256</th><td><code>{}</code></td></tr><tr><th scope=\"row\">Image PDQ</th><td><code>{}</code></td></tr>\
-         <tr><th scope=\"row\">Evidence</th><td>not preserved yet (the evidence store is wired after the merge)</td></tr>\
+         <tr><th scope=\"row\">Evidence</th><td>in the EVIDENCE bucket under evidence/v1/&lt;SHA-256&gt;/ (read with <code>hashgate evidence get</code>)</td></tr>\
          <tr><th scope=\"row\">Report</th><td>{}</td></tr><tr><th scope=\"row\">Kept until</th><td>{}</td></tr></tbody></table>",
         s.outcome(),
         s.review.state.name(),
