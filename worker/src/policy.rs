@@ -660,25 +660,46 @@ fn validate_budget(
     })
 }
 
+/// Why a rule's `lists` cannot be used.
+#[derive(Debug)]
+pub(crate) enum ListsProblem {
+    /// No list named.
+    None,
+    /// `"*"` beside named lists.
+    StarWithOthers,
+    Name(ListNameError),
+}
+
+/// The lists a route or a stored-content rule subscribes to: `["*"]` for
+/// every list, or one or more valid names.
+pub(crate) fn subscribed_lists(names: &[String]) -> Result<ListFilter, ListsProblem> {
+    if names.is_empty() {
+        return Err(ListsProblem::None);
+    }
+    if names.iter().any(|l| l == "*") {
+        return if names.len() > 1 {
+            Err(ListsProblem::StarWithOthers)
+        } else {
+            Ok(ListFilter::All)
+        };
+    }
+    let mut valid = BTreeSet::new();
+    for name in names {
+        valid.insert(validate_list_name(name).map_err(ListsProblem::Name)?);
+    }
+    Ok(ListFilter::Only(valid))
+}
+
 fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     let pattern = RoutePattern::parse(&raw.pattern)?;
     if raw.pdq_threshold > MAX_PDQ_THRESHOLD {
         return Err(RouteProblem::Threshold(raw.pdq_threshold));
     }
-    let lists = if raw.lists.is_empty() {
-        return Err(RouteProblem::NoLists);
-    } else if raw.lists.iter().any(|l| l == "*") {
-        if raw.lists.len() > 1 {
-            return Err(RouteProblem::StarWithOthers);
-        }
-        ListFilter::All
-    } else {
-        let mut names = BTreeSet::new();
-        for name in &raw.lists {
-            names.insert(validate_list_name(name)?);
-        }
-        ListFilter::Only(names)
-    };
+    let lists = subscribed_lists(&raw.lists).map_err(|problem| match problem {
+        ListsProblem::None => RouteProblem::NoLists,
+        ListsProblem::StarWithOthers => RouteProblem::StarWithOthers,
+        ListsProblem::Name(e) => RouteProblem::BadList(e),
+    })?;
     if raw.scan.is_empty() {
         return Err(RouteProblem::EmptyScan);
     }

@@ -31,14 +31,12 @@
 //!   for routes. An object larger than `max_bytes` is recorded as failed,
 //!   never silently clean.
 
-use std::collections::BTreeSet;
-
-use hashgate::index::lists::{validate_list_name, ListNameError};
+use hashgate::index::lists::ListNameError;
 use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::policy::{DEFAULT_MAX_BYTES, MAX_MAX_BYTES};
+use crate::policy::{subscribed_lists, ListsProblem, DEFAULT_MAX_BYTES, MAX_MAX_BYTES};
 use hashgate::QuerySet;
 
 /// Longest key prefix (R2 keys are at most 1,024 bytes).
@@ -286,20 +284,11 @@ fn validate_rule(doc: StoredDoc) -> Result<StoredRule, StoredProblem> {
     if doc.pdq_threshold > MAX_PDQ_THRESHOLD {
         return Err(StoredProblem::Threshold(doc.pdq_threshold));
     }
-    let lists = if doc.lists.is_empty() {
-        return Err(StoredProblem::NoLists);
-    } else if doc.lists.iter().any(|l| l == "*") {
-        if doc.lists.len() > 1 {
-            return Err(StoredProblem::StarWithOthers);
-        }
-        ListFilter::All
-    } else {
-        let mut names = BTreeSet::new();
-        for name in &doc.lists {
-            names.insert(validate_list_name(name)?);
-        }
-        ListFilter::Only(names)
-    };
+    let lists = subscribed_lists(&doc.lists).map_err(|problem| match problem {
+        ListsProblem::None => StoredProblem::NoLists,
+        ListsProblem::StarWithOthers => StoredProblem::StarWithOthers,
+        ListsProblem::Name(e) => StoredProblem::BadList(e),
+    })?;
     if doc.max_bytes == 0 || doc.max_bytes > MAX_MAX_BYTES {
         return Err(StoredProblem::MaxBytes(doc.max_bytes));
     }
