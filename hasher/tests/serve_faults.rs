@@ -555,7 +555,7 @@ fn break_then_replace_the_index(
     next_file: &[u8],
 ) -> usize {
     let middle = next_file.len() / 2;
-    let mut huge_length = b"HGSNAP1\n".to_vec();
+    let mut huge_length = b"HGSNAP2\n".to_vec();
     huge_length.extend_from_slice(&u32::MAX.to_le_bytes());
     huge_length.extend_from_slice(b"a list table that is much shorter than it claims");
     let mut one_byte_changed = next_file.to_vec();
