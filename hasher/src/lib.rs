@@ -21,6 +21,8 @@ pub mod hashes;
 mod image_hashes;
 pub mod index;
 pub mod limits;
+#[cfg(feature = "lists")]
+pub mod lists;
 pub mod pdq;
 pub mod variants;
 pub mod views;

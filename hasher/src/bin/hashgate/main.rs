@@ -5,6 +5,7 @@ mod hash_cmd;
 mod index_cmd;
 mod index_store;
 mod lines;
+mod list_input;
 mod match_cmd;
 mod matching;
 mod scan;
