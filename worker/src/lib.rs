@@ -32,6 +32,7 @@ pub mod multipart;
 pub mod notify;
 pub mod origin;
 pub mod outbox;
+pub mod overrides;
 pub mod pattern;
 pub mod policy;
 pub mod range;
