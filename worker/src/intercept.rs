@@ -41,6 +41,7 @@ use crate::budget::Reservation;
 use crate::canonical::RequestTarget;
 use crate::config::{self, with_cache, Config};
 use crate::current_index;
+use crate::current_overrides;
 use crate::digests;
 use crate::encoding;
 use crate::error::ScanError;
@@ -286,10 +287,18 @@ impl Scope {
         .await
         .map_err(unchecked)?;
         current_index::check_lists(&manifest, &self.route.lists).map_err(unchecked)?;
+        // Overrides (entries turned off, images cleared): read like the
+        // manifest; a new version makes remembered verdicts stale too.
+        let overrides = current_overrides::current(
+            &self.env,
+            self.config.policy.index.refresh_seconds,
+            self.route.kv_timeout_ms,
+        )
+        .await;
         // Phase: remembered.
         let key = CacheKey {
             route: self.route.verdict_key(),
-            generation: manifest.generation.clone(),
+            generation: format!("{}+o{}", manifest.generation, overrides.doc().updated_unix),
             sha256: sha256.clone(),
         };
         let cache = self.config.policy.cache;
@@ -309,6 +318,7 @@ impl Scope {
         let matches = current_index::find(&self.env, &manifest, &query, self.route.kv_timeout_ms)
             .await
             .map_err(unchecked)?;
+        let matches = verdict::after_hygiene(matches, &hashes, &self.route, &overrides);
         // Phase: verdict.
         let checked = Checked {
             image: verdict::summarize(&hashes),

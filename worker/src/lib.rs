@@ -52,6 +52,8 @@ mod consumer;
 #[cfg(target_arch = "wasm32")]
 mod current_index;
 #[cfg(target_arch = "wasm32")]
+mod current_overrides;
+#[cfg(target_arch = "wasm32")]
 mod digests;
 #[cfg(target_arch = "wasm32")]
 mod intercept;

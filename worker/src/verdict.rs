@@ -6,7 +6,7 @@
 //! runtime glue in [`crate::intercept`] only adds the I/O around it.
 
 use hashgate::digest::ExactDigests;
-use hashgate::index::{Match, MatchedBy, Query};
+use hashgate::index::{ListFilter, Match, MatchedBy, Query};
 use hashgate::variants::{Variant, VariantOptions};
 use hashgate::{
     hash_image_with_digests, DecodeOptions, HashOptions, ImageHashes, Limits, Reduction,
@@ -14,6 +14,7 @@ use hashgate::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScanError;
+use crate::overrides::Overrides;
 use crate::policy::{FailMode, Route, Undecodable, Variants};
 use hashgate::HashError;
 
@@ -95,7 +96,32 @@ pub fn hash(bytes: &[u8], route: &Route, digests: ExactDigests) -> Result<ImageH
 
 /// The index query for an image on a route.
 pub fn query(hashes: &ImageHashes, route: &Route) -> Query {
-    Query::for_image(hashes, route.pdq_threshold, route.lists.clone())
+    // The route's negative lists are looked up too: their matches cancel
+    // the others (see `after_hygiene`).
+    let lists = match &route.lists {
+        ListFilter::Only(names) => ListFilter::Only(
+            names
+                .iter()
+                .chain(&route.hygiene.negative_lists)
+                .cloned()
+                .collect(),
+        ),
+        ListFilter::All => ListFilter::All,
+    };
+    Query::for_image(hashes, route.pdq_threshold, lists)
+}
+
+/// The matches that count under the route's hygiene rules (PDQ quality,
+/// per-list distance, negative lists), then the overrides (entries turned
+/// off, images cleared).
+pub fn after_hygiene(
+    matches: Vec<Match>,
+    hashes: &ImageHashes,
+    route: &Route,
+    overrides: &Overrides,
+) -> Vec<Match> {
+    let (kept, _) = route.hygiene.apply(matches, Some(hashes.quality));
+    overrides.apply(kept, Some(&hashes.sha256))
 }
 
 /// What happens to an image that could not be checked.
