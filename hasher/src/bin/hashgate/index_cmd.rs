@@ -24,6 +24,11 @@ pub enum IndexCommand {
     Build(BuildArgs),
     /// The KV puts and deletes that turn one build into another.
     Diff(DiffArgs),
+    /// Turn one list entry off without rebuilding (edits the overrides
+    /// value `hg2/overrides` the worker reads).
+    Disable(crate::overrides_cmd::OverrideArgs),
+    /// Turn a disabled (or suspended) entry on again.
+    Enable(crate::overrides_cmd::OverrideArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +96,8 @@ pub fn run(command: IndexCommand) -> anyhow::Result<ExitCode> {
     match command {
         IndexCommand::Build(args) => build(args),
         IndexCommand::Diff(args) => diff(args),
+        IndexCommand::Disable(args) => crate::overrides_cmd::run(args, true),
+        IndexCommand::Enable(args) => crate::overrides_cmd::run(args, false),
     }
 }
 

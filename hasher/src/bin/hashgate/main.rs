@@ -8,6 +8,7 @@ mod lines;
 mod list_input;
 mod match_cmd;
 mod matching;
+mod overrides_cmd;
 mod scan;
 mod serve;
 

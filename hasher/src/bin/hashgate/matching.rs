@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context;
+use hashgate::index::lists::validate_list_name;
 use hashgate::index::{
-    ExactDigest, ListFilter, Match, Query, ResidentIndex, TypedHash, MAX_PDQ_THRESHOLD,
+    ExactDigest, Hygiene, ListFilter, Match, Query, ResidentIndex, TypedHash,
+    DEFAULT_MIN_PDQ_QUALITY, MAX_PDQ_THRESHOLD,
 };
 use hashgate::variants::VariantOptions;
 use hashgate::{HashKind, HashOptions, ImageHashes};
@@ -48,6 +50,32 @@ pub struct MatchFlags {
     /// inside added borders); faster.
     #[arg(long)]
     pub no_variants: bool,
+    /// Images of lower PDQ quality get no PDQ match (their digests still
+    /// match); 0 turns the rule off. PDQ's authors advise 50.
+    #[arg(long, value_name = "0..100", default_value_t = DEFAULT_MIN_PDQ_QUALITY, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub min_quality: u8,
+    /// Largest PDQ distance that matches on one list, as LIST=N (repeat for
+    /// more lists); --threshold still bounds every list.
+    #[arg(long, value_name = "LIST=N", value_parser = parse_list_distance)]
+    pub list_distance: Vec<(String, u32)>,
+    /// Lists of known-innocent hashes (comma-separated): an image or hash
+    /// that matches one of them matches nothing.
+    #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
+    pub negative_lists: Vec<String>,
+}
+
+fn parse_list_distance(text: &str) -> Result<(String, u32), String> {
+    let (name, distance) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected LIST=N, found {text:?}"))?;
+    let name = validate_list_name(name.trim()).map_err(|e| e.to_string())?;
+    let distance: u32 = distance
+        .trim()
+        .parse()
+        .ok()
+        .filter(|d| *d <= MAX_PDQ_THRESHOLD)
+        .ok_or_else(|| format!("{text:?}: the distance must be 0 to {MAX_PDQ_THRESHOLD}"))?;
+    Ok((name, distance))
 }
 
 impl MatchFlags {
@@ -59,6 +87,16 @@ impl MatchFlags {
             lists: MatchSettings::list_filter(&self.lists),
             dihedral: self.dihedral,
             variants: !self.no_variants,
+            hygiene: Hygiene {
+                min_pdq_quality: self.min_quality,
+                list_distance: self.list_distance.iter().cloned().collect(),
+                negative_lists: self
+                    .negative_lists
+                    .iter()
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            },
         }
     }
 }
@@ -79,6 +117,9 @@ pub struct MatchSettings {
     /// [`hashgate::variants`] (derived and pixel rotations and mirrors, the
     /// content inside added borders) rather than their own hash alone.
     pub variants: bool,
+    /// PDQ quality, per-list distance, negative lists
+    /// ([`hashgate::index::hygiene`]).
+    pub hygiene: Hygiene,
 }
 
 impl Default for MatchSettings {
@@ -89,6 +130,7 @@ impl Default for MatchSettings {
             lists: ListFilter::All,
             dihedral: false,
             variants: true,
+            hygiene: Hygiene::default(),
         }
     }
 }
@@ -140,9 +182,30 @@ impl MatchSettings {
         Query {
             pdq_threshold: self.threshold,
             vec72_threshold: self.vec72_threshold,
-            lists: self.lists.clone(),
+            lists: self.query_lists(),
             ..Query::default()
         }
+    }
+
+    /// The lists looked up: the subscribed ones and the negative lists,
+    /// whose matches cancel the others.
+    fn query_lists(&self) -> ListFilter {
+        match &self.lists {
+            ListFilter::All => ListFilter::All,
+            ListFilter::Only(names) => ListFilter::Only(
+                names
+                    .iter()
+                    .chain(&self.hygiene.negative_lists)
+                    .cloned()
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The matches that count under the hygiene rules; `quality` is the
+    /// image's PDQ quality (`None` for a query by hash).
+    pub fn apply_hygiene(&self, matches: Vec<Match>, quality: Option<u8>) -> Vec<Match> {
+        self.hygiene.apply(matches, quality).0
     }
 
     /// The query for one hash given as text (`--pdq`, `?sha256=`, ...).
@@ -160,7 +223,7 @@ impl MatchSettings {
     pub fn image_query(&self, hashes: &ImageHashes) -> Query {
         Query {
             vec72_threshold: self.vec72_threshold,
-            ..Query::for_image(hashes, self.threshold, self.lists.clone())
+            ..Query::for_image(hashes, self.threshold, self.query_lists())
         }
     }
 }

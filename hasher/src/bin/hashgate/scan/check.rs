@@ -118,7 +118,10 @@ pub fn check(
         Ok(hashes) => hashes,
         Err(e) => return failed(hash_error_kind(&e), e.to_string()),
     };
-    match index.find(&settings.image_query(&hashes)) {
+    match index
+        .find(&settings.image_query(&hashes))
+        .map(|matches| settings.apply_hygiene(matches, Some(hashes.quality)))
+    {
         Ok(matches) => Outcome::Checked {
             matches: MatchLine::for_image(&hashes, matches),
             hashes: Box::new(hashes),
