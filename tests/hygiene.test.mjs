@@ -109,7 +109,7 @@ describe("overrides: one entry disabled without rebuilding", () => {
     await assertBlocked(await w.fetch("/plain/photos/chelsea.jpg"), "before");
     const kv = await w.kv("HASH_INDEX");
     await mkdir(E2E_DIR, { recursive: true });
-    const file = path.join(E2E_DIR, "overrides-hygiene.json");
+    const file = path.join(E2E_DIR, `overrides-hygiene-${process.pid}.json`);
     await rm(file, { force: true });
     await kv.put("hg2/overrides", await overridesCommand("disable", file));
     await new Promise((r) => setTimeout(r, 1100));
@@ -119,6 +119,7 @@ describe("overrides: one entry disabled without rebuilding", () => {
     await kv.put("hg2/overrides", await overridesCommand("enable", file));
     await new Promise((r) => setTimeout(r, 1100));
     await assertBlocked(await w.fetch("/plain/photos/chelsea.jpg"), "enabled again");
+    await rm(file, { force: true });
   });
 
   test("an image allowed for a list is no match there", async () => {

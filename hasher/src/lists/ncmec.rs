@@ -88,12 +88,10 @@ pub(super) fn read(text: &str, file: &mut ListFile) -> Result<(), RecordError> {
                 }
                 path.push(name);
             }
-            Event::Empty(empty) => {
-                // A fingerprint given by reference (large video hashes).
-                if path.last().map(String::as_str) == Some("fingerprints") {
-                    let name = String::from_utf8_lossy(empty.local_name().as_ref()).into_owned();
-                    file.skip(&name);
-                }
+            // A fingerprint given by reference (large video hashes).
+            Event::Empty(empty) if path.last().map(String::as_str) == Some("fingerprints") => {
+                let name = String::from_utf8_lossy(empty.local_name().as_ref()).into_owned();
+                file.skip(&name);
             }
             Event::Text(content) => {
                 let value = content
