@@ -1,4 +1,4 @@
-// hg2/overrides in the fetch path (worker/src/overrides.rs): an image
+// hg2/overrides in the fetch path (hasher/src/overrides.rs): an image
 // cleared on a list passes on that list only, a list entry turned off
 // matches nothing, a broken value clears nothing, and a stalled KV never
 // holds a verdict.

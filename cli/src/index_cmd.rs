@@ -20,17 +20,29 @@ const BINDING: &str = "HASH_INDEX";
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
-    /// Build KV records from hash lists (`TYPE,HASH[,ID]` per line).
+    /// Build KV records from hash lists (any format `hashgate::lists` reads).
     Build(BuildArgs),
     /// The KV puts and deletes that turn one build into another.
     Diff(DiffArgs),
+    /// Turn one list entry off without rebuilding (edits the overrides
+    /// value `hg2/overrides` the worker reads).
+    Disable(crate::overrides_cmd::OverrideArgs),
+    /// Turn a disabled (or suspended) entry on again.
+    Enable(crate::overrides_cmd::OverrideArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// A named hash list, as NAME=PATH (repeat for more lists).
+    /// A named hash list, as NAME=PATH (repeat for more lists). Its format
+    /// is recognised from the content. Naming a list again adds a feed:
+    /// its entries and deletions are applied, in order, to the list.
     #[arg(long = "list", value_name = "NAME=PATH", required = true, value_parser = parse_named_list)]
     lists: Vec<(String, PathBuf)>,
+    /// Read every list file in this format instead of recognising it:
+    /// hashgate, tx-dataset-csv, tx-signals, te-updates, ncmec, stopncii,
+    /// pdq-photo-hasher.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<hashgate::lists::Format>,
     /// Allowlist of known false positives: `TYPE,HASH[,LIST]` per line
     /// (no LIST, or `*`, means every list).
     #[arg(long = "allow", value_name = "PATH")]
@@ -84,6 +96,8 @@ pub fn run(command: IndexCommand) -> anyhow::Result<ExitCode> {
     match command {
         IndexCommand::Build(args) => build(args),
         IndexCommand::Diff(args) => diff(args),
+        IndexCommand::Disable(args) => crate::overrides_cmd::run(args, true),
+        IndexCommand::Enable(args) => crate::overrides_cmd::run(args, false),
     }
 }
 
@@ -134,12 +148,11 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut builder = IndexBuilder::new();
-    for (name, path) in &args.lists {
-        let parsed = lists::parse_hash_list(&read_text(path)?);
-        check_lines(path, &parsed, args.skip_bad)?;
+    for (name, paths) in crate::list_input::group(&args.lists) {
+        let entries = crate::list_input::read_list(&name, &paths, args.format, args.skip_bad)?;
         builder
-            .add_list(name, parsed.entries)
-            .with_context(|| format!("list {name} ({})", path.display()))?;
+            .add_list(&name, entries)
+            .with_context(|| format!("list {name}"))?;
     }
     if let Some(path) = &args.allow {
         let parsed = lists::parse_allowlist(&read_text(path)?);

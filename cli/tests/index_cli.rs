@@ -58,7 +58,7 @@ fn build_demo(dir: &Path) -> PathBuf {
     let ncmec = write(
         dir,
         "ncmec.csv",
-        &format!("# ncmec export\npdq,{PDQ},N-1\nmd5,{MD5},N-2\nsha1,{SHA1}\npdq,{PDQ},N-dup\n"),
+        &format!("# ncmec export\npdq,{PDQ},N-1\nmd5,{MD5},N-2\nsha1,{SHA1}\npdq,{PDQ},N-1\n"),
     );
     let iwf = write(
         dir,

@@ -22,7 +22,7 @@
 //!
 //! Bounds carry wide margins (the machine may be loaded), and the run prints
 //! one summary line with the counts:
-//! `cargo test -p hashgate --test serve_faults -- --nocapture`.
+//! `cargo test -p hashgate-cli --test serve_faults -- --nocapture`.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -553,7 +553,7 @@ fn break_then_replace_the_index(
     next_file: &[u8],
 ) -> usize {
     let middle = next_file.len() / 2;
-    let mut huge_length = b"HGSNAP1\n".to_vec();
+    let mut huge_length = b"HGSNAP2\n".to_vec();
     huge_length.extend_from_slice(&u32::MAX.to_le_bytes());
     huge_length.extend_from_slice(b"a list table that is much shorter than it claims");
     let mut one_byte_changed = next_file.to_vec();

@@ -23,7 +23,11 @@ pub mod hashes;
 mod image_hashes;
 pub mod index;
 pub mod limits;
+#[cfg(feature = "lists")]
+pub mod lists;
 pub mod matching;
+#[cfg(feature = "overrides")]
+pub mod overrides;
 pub mod pdq;
 pub mod variants;
 pub mod views;

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::index::{
-    ExactDigest, ListFilter, Match, MatchedBy, Query, ResidentIndex, SnapshotError, TypedHash,
-    MAX_PDQ_THRESHOLD,
+    ExactDigest, Hygiene, ListFilter, Match, MatchedBy, Query, ResidentIndex, SnapshotError,
+    TypedHash, MAX_PDQ_THRESHOLD,
 };
 use crate::{HashKind, HashOptions, ImageHashes, QuerySet};
 
@@ -36,6 +36,9 @@ pub struct MatchSettings {
     pub lists: ListFilter,
     /// Which query hashes an image is matched by.
     pub variants: QuerySet,
+    /// PDQ quality, per-list distance, negative lists
+    /// ([`crate::index::hygiene`]).
+    pub hygiene: Hygiene,
 }
 
 impl Default for MatchSettings {
@@ -45,6 +48,7 @@ impl Default for MatchSettings {
             vec72_threshold: DEFAULT_VEC72_THRESHOLD,
             lists: ListFilter::All,
             variants: QuerySet::All,
+            hygiene: Hygiene::default(),
         }
     }
 }
@@ -88,9 +92,15 @@ impl MatchSettings {
         Query {
             pdq_threshold: self.threshold,
             vec72_threshold: self.vec72_threshold,
-            lists: self.lists.clone(),
+            lists: self.hygiene.lookup_lists(&self.lists),
             ..Query::default()
         }
+    }
+
+    /// The matches that count under the hygiene rules; `quality` is the
+    /// image's PDQ quality (`None` for a query by hash).
+    pub fn apply_hygiene(&self, matches: Vec<Match>, quality: Option<u8>) -> Vec<Match> {
+        self.hygiene.apply(matches, quality).0
     }
 
     /// The query for one hash given as text (`--pdq`, `?sha256=`, ...).
@@ -108,7 +118,11 @@ impl MatchSettings {
     pub fn image_query(&self, hashes: &ImageHashes) -> Query {
         Query {
             vec72_threshold: self.vec72_threshold,
-            ..Query::for_image(hashes, self.threshold, self.lists.clone())
+            ..Query::for_image(
+                hashes,
+                self.threshold,
+                self.hygiene.lookup_lists(&self.lists),
+            )
         }
     }
 }

@@ -96,19 +96,21 @@ fn build(case: &Case) -> (BTreeMap<String, String>, ResidentIndex) {
     (merged.records().expect("build succeeds").records, resident)
 }
 
-/// (list, hash, smallest distance over the query hashes) by scanning.
+/// (list, hash, id, smallest distance over the query hashes) by scanning:
+/// a hash a list holds several times is there once per id (the build keeps
+/// every id; ids here are `{list}-{position}`).
 fn brute_force(
     case: &Case,
     query: &[PdqHash],
     threshold: u32,
     lists: &ListFilter,
-) -> BTreeSet<(String, String, u32)> {
-    let mut best: BTreeMap<(String, String), u32> = BTreeMap::new();
+) -> BTreeSet<(String, String, String, u32)> {
+    let mut best: BTreeMap<(String, String, String), u32> = BTreeMap::new();
     for (name, hashes) in &case.lists {
         if !lists.includes(name) {
             continue;
         }
-        for hash in hashes {
+        for (i, hash) in hashes.iter().enumerate() {
             let distance = query
                 .iter()
                 .map(|q| q.distance(hash))
@@ -116,13 +118,15 @@ fn brute_force(
                 .unwrap_or(u32::MAX);
             if distance <= threshold {
                 let slot = best
-                    .entry((name.to_string(), hash.to_string()))
+                    .entry((name.to_string(), hash.to_string(), format!("{name}-{i}")))
                     .or_insert(distance);
                 *slot = (*slot).min(distance);
             }
         }
     }
-    best.into_iter().map(|((l, h), d)| (l, h, d)).collect()
+    best.into_iter()
+        .map(|((l, h, id), d)| (l, h, id, d))
+        .collect()
 }
 
 fn check(case: &Case) -> Result<(), TestCaseError> {
@@ -146,9 +150,12 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             let matches = plan
                 .resolve(|key| records.get(key).map(|v| v.as_bytes()))
                 .expect("values are well formed");
-            let found: BTreeSet<(String, String, u32)> = matches
+            let found: BTreeSet<(String, String, String, u32)> = matches
                 .iter()
-                .map(|m| (m.list.clone(), m.hash.to_string(), m.distance))
+                .map(|m| {
+                    let id = m.id.clone().unwrap_or_default();
+                    (m.list.clone(), m.hash.to_string(), id, m.distance)
+                })
                 .collect();
             prop_assert_eq!(found.len(), matches.len(), "a match reported twice");
             for m in &matches {

@@ -43,7 +43,7 @@ pub mod multipart;
 pub mod notify;
 pub mod origin;
 pub mod outbox;
-pub mod overrides;
+pub use hashgate::overrides;
 pub mod pattern;
 pub mod policy;
 pub mod range;

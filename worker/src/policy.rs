@@ -87,6 +87,13 @@
 //!   short enough that a stalled KV does not hold every image request;
 //! * `notify.webhook`: where the report consumer posts signed notifications
 //!   (`https://`, or `http://` to a loopback address for local testing);
+//! * `min_pdq_quality` (default 50, 0..=100): images of lower PDQ quality
+//!   get no PDQ match (their digests still match; 0 turns the rule off);
+//! * `list_distance` (default none): `{"LIST": D}`, the largest PDQ distance
+//!   that matches on that list (0..=31, below `pdq_threshold` to matter);
+//! * `negative_lists` (default none): lists of known-innocent hashes; an
+//!   image matching one of them matches nothing (see
+//!   [`hashgate::index::hygiene`]);
 //! * `report.auto` (default `false`): file the CyberTipline report of this
 //!   route's incidents without a person's confirmation (see
 //!   `crate::reporting`).
@@ -98,7 +105,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hashgate::index::lists::{validate_list_name, ListNameError};
-use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
+use hashgate::index::{Hygiene, ListFilter, DEFAULT_MIN_PDQ_QUALITY, MAX_PDQ_THRESHOLD};
 use hashgate::matching::DEFAULT_PDQ_THRESHOLD;
 use hashgate::QuerySet;
 use serde::Deserialize;
@@ -191,11 +198,15 @@ pub struct Route {
     /// `report.auto`: a CyberTipline report of this route's incidents is
     /// filed without waiting for a person's confirmation (default: wait).
     pub auto_report: bool,
+    /// Quality, per-list distance and negative lists (`min_pdq_quality`,
+    /// `list_distance`, `negative_lists`; see [`hashgate::index::hygiene`]).
+    pub hygiene: Hygiene,
 }
 
 impl Route {
     /// What the verdict on an image depends on besides the image and the
-    /// index: the threshold, the query variants and the lists. Two routes
+    /// index: the threshold, the query variants, the lists and the hygiene
+    /// rules (left out when they are the defaults). Two routes
     /// with the same key can share cached verdicts.
     pub fn verdict_key(&self) -> String {
         let variants = match self.variants {
@@ -211,7 +222,12 @@ impl Route {
                 .collect::<Vec<_>>()
                 .join(","),
         };
-        format!("t{}:{variants}:{lists}", self.pdq_threshold)
+        let key = format!("t{}:{variants}:{lists}", self.pdq_threshold);
+        if self.hygiene == Hygiene::default() {
+            key
+        } else {
+            format!("{key}:{}", self.hygiene.key())
+        }
     }
 }
 
@@ -331,6 +347,14 @@ pub enum RouteProblem {
     KvTimeout(u32),
     #[error("notify.webhook: {0}")]
     Webhook(String),
+    #[error("min_pdq_quality {0} is out of range 0..=100")]
+    MinQuality(u32),
+    #[error("list_distance.{list}: {distance} is out of range 0..={MAX_PDQ_THRESHOLD}")]
+    ListDistance { list: String, distance: u32 },
+    #[error("list_distance.{0}: the route does not match against this list")]
+    ListDistanceUnknown(String),
+    #[error("negative_lists: {0:?} is also one of the route's lists")]
+    NegativeAlsoListed(String),
 }
 
 #[derive(Deserialize)]
@@ -450,6 +474,16 @@ struct RouteDoc {
     notify: Option<NotifyDoc>,
     #[serde(default)]
     report: Option<ReportDoc>,
+    #[serde(default = "default_min_quality")]
+    min_pdq_quality: u32,
+    #[serde(default)]
+    list_distance: BTreeMap<String, u32>,
+    #[serde(default)]
+    negative_lists: Vec<String>,
+}
+
+fn default_min_quality() -> u32 {
+    u32::from(DEFAULT_MIN_PDQ_QUALITY)
 }
 
 #[derive(Deserialize)]
@@ -709,6 +743,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     if raw.kv_timeout_ms == 0 || raw.kv_timeout_ms > MAX_KV_TIMEOUT_MS {
         return Err(RouteProblem::KvTimeout(raw.kv_timeout_ms));
     }
+    let hygiene = validate_hygiene(&raw, &lists)?;
     let webhook = match raw.notify {
         Some(n) => {
             crate::address::check_configured_url(&n.webhook, true)
@@ -732,6 +767,44 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
         kv_timeout_ms: raw.kv_timeout_ms,
         webhook,
         auto_report: raw.report.is_some_and(|r| r.auto),
+        hygiene,
+    })
+}
+
+/// A route's hygiene fields: quality 0..=100; a distance per list the
+/// route matches against (or a negative list), each 0..=31; negative lists
+/// named like lists and not among the route's own.
+fn validate_hygiene(raw: &RouteDoc, lists: &ListFilter) -> Result<Hygiene, RouteProblem> {
+    let min_pdq_quality = u8::try_from(raw.min_pdq_quality)
+        .ok()
+        .filter(|q| *q <= 100)
+        .ok_or(RouteProblem::MinQuality(raw.min_pdq_quality))?;
+    let mut negative_lists = BTreeSet::new();
+    for name in &raw.negative_lists {
+        let name = validate_list_name(name)?;
+        if matches!(lists, ListFilter::Only(names) if names.contains(&name)) {
+            return Err(RouteProblem::NegativeAlsoListed(name));
+        }
+        negative_lists.insert(name);
+    }
+    let mut list_distance = BTreeMap::new();
+    for (name, &distance) in &raw.list_distance {
+        let name = validate_list_name(name)?;
+        if distance > MAX_PDQ_THRESHOLD {
+            return Err(RouteProblem::ListDistance {
+                list: name,
+                distance,
+            });
+        }
+        if !lists.includes(&name) && !negative_lists.contains(&name) {
+            return Err(RouteProblem::ListDistanceUnknown(name));
+        }
+        list_distance.insert(name, distance);
+    }
+    Ok(Hygiene {
+        min_pdq_quality,
+        list_distance,
+        negative_lists,
     })
 }
 
@@ -847,6 +920,67 @@ mod tests {
         assert!(matches!(
             block_message_problem(r#"{"ncii": "a\u001b[31mb"}"#),
             PolicyError::BlockMessage { .. }
+        ));
+    }
+
+    #[test]
+    fn hygiene_fields_and_their_defaults() {
+        let policy = Policy::parse(&route_json("")).unwrap();
+        assert_eq!(policy.routes()[0].hygiene, Hygiene::default());
+        let policy = Policy::parse(&route_json(
+            r#", "min_pdq_quality": 0, "list_distance": {"demo": 12, "stock": 4}, "negative_lists": ["stock"]"#,
+        ))
+        .unwrap();
+        let hygiene = &policy.routes()[0].hygiene;
+        assert_eq!(hygiene.min_pdq_quality, 0);
+        assert_eq!(hygiene.list_distance["demo"], 12);
+        assert!(hygiene.negative_lists.contains("stock"));
+        assert_ne!(
+            policy.routes()[0].verdict_key(),
+            Policy::parse(&route_json("")).unwrap().routes()[0].verdict_key()
+        );
+    }
+
+    #[test]
+    fn refuses_a_quality_out_of_range() {
+        assert_eq!(
+            problem(&route_json(r#", "min_pdq_quality": 101"#)),
+            RouteProblem::MinQuality(101)
+        );
+    }
+
+    #[test]
+    fn refuses_a_list_distance_out_of_range() {
+        assert_eq!(
+            problem(&route_json(r#", "list_distance": {"demo": 32}"#)),
+            RouteProblem::ListDistance {
+                list: "demo".into(),
+                distance: 32
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_a_list_distance_for_a_list_the_route_does_not_use() {
+        assert_eq!(
+            problem(&route_json(r#", "list_distance": {"other": 3}"#)),
+            RouteProblem::ListDistanceUnknown("other".into())
+        );
+    }
+
+    #[test]
+    fn refuses_a_negative_list_that_is_also_listed() {
+        assert_eq!(
+            problem(&route_json(r#", "negative_lists": ["demo"]"#)),
+            RouteProblem::NegativeAlsoListed("demo".into())
+        );
+    }
+
+    #[test]
+    fn refuses_a_badly_named_negative_list() {
+        assert!(matches!(
+            problem(&route_json(r#", "negative_lists": ["a b"]"#)),
+            RouteProblem::BadList(_)
         ));
     }
 

@@ -62,7 +62,17 @@ pub fn hash(bytes: &[u8], route: &Route, digests: ExactDigests) -> Result<ImageH
 
 /// The index query for an image on a route.
 pub fn query(hashes: &ImageHashes, route: &Route) -> Query {
-    Query::for_image(hashes, route.pdq_threshold, route.lists.clone())
+    // The route's negative lists are looked up too: their matches cancel
+    // the others (see `after_hygiene`).
+    let lists = route.hygiene.lookup_lists(&route.lists);
+    Query::for_image(hashes, route.pdq_threshold, lists)
+}
+
+/// The matches that count under the route's hygiene rules (PDQ quality,
+/// per-list distance, negative lists). Overrides (entries turned off,
+/// images cleared) come after the remembered verdict, in the runtime.
+pub fn after_hygiene(matches: Vec<Match>, hashes: &ImageHashes, route: &Route) -> Vec<Match> {
+    route.hygiene.apply(matches, Some(hashes.quality)).0
 }
 
 /// What happens to an image that could not be checked.

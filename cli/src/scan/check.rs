@@ -119,7 +119,10 @@ pub fn check(
         Ok(hashes) => hashes,
         Err(e) => return failed(hash_error_kind(&e), e.to_string()),
     };
-    match index.find(&settings.image_query(&hashes)) {
+    match index
+        .find(&settings.image_query(&hashes))
+        .map(|matches| settings.apply_hygiene(matches, Some(hashes.quality)))
+    {
         Ok(matches) => Outcome::Checked {
             matches: MatchRecord::for_image(&hashes, matches),
             hashes: Box::new(hashes),

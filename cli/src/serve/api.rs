@@ -48,8 +48,8 @@ const BODY_NAME: &str = "-";
 
 /// The service: configuration, index, counters and the two limits.
 pub struct App {
-    config: ServeConfig,
-    index: Arc<IndexHolder>,
+    pub(super) config: ServeConfig,
+    pub(super) index: Arc<IndexHolder>,
     metrics: Arc<Metrics>,
     /// Requests admitted at once (phase 3).
     admission: Arc<Semaphore>,
@@ -57,6 +57,8 @@ pub struct App {
     workers: Arc<Semaphore>,
     /// Bytes of bodies held at once (phase 4).
     budget: BodyBudget,
+    /// Matching requests per token (phase 2).
+    rate_limit: super::ratelimit::RateLimit,
 }
 
 /// A request body, and its bytes' share of the budget: freed together.
@@ -65,8 +67,24 @@ pub struct HeldBody {
     _reserved: Reserved,
 }
 
+impl HeldBody {
+    /// The bytes read.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// A part of the body (a multipart file) in its place, under the same
+    /// share of the budget.
+    pub(super) fn with_bytes(self, bytes: Vec<u8>) -> HeldBody {
+        HeldBody {
+            bytes,
+            _reserved: self._reserved,
+        }
+    }
+}
+
 /// An admission slot; counted in the in-flight gauge while held.
-struct Admitted {
+pub(super) struct Admitted {
     _permit: OwnedSemaphorePermit,
     metrics: Arc<Metrics>,
 }
@@ -84,12 +102,16 @@ fn endpoint_label(path: &str) -> &'static str {
         "/v1/match" => "/v1/match",
         "/healthz" => "/healthz",
         "/metrics" => "/metrics",
-        _ => "other",
+        "/openapi.json" => "/openapi.json",
+        path => super::hma::endpoint_label(path).unwrap_or("other"),
     }
 }
 
 /// A JSON answer: one line, as the command line prints it.
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
+pub(super) fn json<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+) -> Result<Response<Body>, ApiError> {
     let mut body = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
     body.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -112,6 +134,7 @@ impl App {
             admission: Arc::new(Semaphore::new(config.max_inflight)),
             workers: Arc::new(Semaphore::new(config.workers)),
             budget: BodyBudget::new(config.max_buffered),
+            rate_limit: super::ratelimit::RateLimit::new(config.rate_limit),
             config,
             index,
             metrics,
@@ -161,22 +184,34 @@ impl App {
             "/v1/match" => match method {
                 Method::POST => {
                     self.authorize(&request)?;
+                    self.limit(&request)?;
                     let _slot = self.admit()?;
                     self.match_image(request).await
                 }
                 Method::GET => {
                     self.authorize(&request)?;
+                    self.limit(&request)?;
                     let _slot = self.admit()?;
                     self.match_hash(&request)
                 }
                 _ => Err(ApiError::method_not_allowed("GET or POST")),
             },
+            "/openapi.json" => match method {
+                Method::GET => super::openapi::answer(),
+                _ => Err(ApiError::method_not_allowed("GET")),
+            },
+            path if super::hma::endpoint_label(path).is_some() => {
+                self.authorize(&request)?;
+                self.limit(&request)?;
+                let _slot = self.admit()?;
+                super::hma::route(self, request).await
+            }
             path => Err(ApiError::not_found(path)),
         }
     }
 
     /// Phase 2: the bearer token.
-    fn authorize(&self, request: &Request<Incoming>) -> Result<(), ApiError> {
+    pub(super) fn authorize(&self, request: &Request<Incoming>) -> Result<(), ApiError> {
         let Some(token) = &self.config.token else {
             return Ok(());
         };
@@ -193,8 +228,21 @@ impl App {
         }
     }
 
+    /// Phase 2, for the matching endpoints: the caller's rate limit (per
+    /// bearer token; one shared bucket when none is configured).
+    fn limit(&self, request: &Request<Incoming>) -> Result<(), ApiError> {
+        let token = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        self.rate_limit
+            .take(token, Instant::now())
+            .map_err(ApiError::rate_limited)
+    }
+
     /// Phase 3: a slot, or 503 at once.
-    fn admit(&self) -> Result<Admitted, ApiError> {
+    pub(super) fn admit(&self) -> Result<Admitted, ApiError> {
         let permit = Arc::clone(&self.admission)
             .try_acquire_owned()
             .map_err(|_| ApiError::overloaded())?;
@@ -207,7 +255,7 @@ impl App {
 
     /// Phase 4: the whole body, under the size cap, the byte budget and
     /// the deadline, into one buffer.
-    async fn read_body(
+    pub(super) async fn read_body(
         &self,
         request: Request<Incoming>,
         deadline: Instant,
@@ -269,7 +317,7 @@ impl App {
     }
 
     /// Phase 5: hash on a worker thread, waiting for one until the deadline.
-    async fn hash_bytes(
+    pub(super) async fn hash_bytes(
         &self,
         body: HeldBody,
         mut options: HashOptions,
@@ -325,7 +373,7 @@ impl App {
 
     /// The match settings for one request: the service's, with `threshold`
     /// and `lists` overridden by parameters.
-    fn settings(&self, params: &Params) -> Result<MatchSettings, ApiError> {
+    pub(super) fn settings(&self, params: &Params) -> Result<MatchSettings, ApiError> {
         let mut settings = self.config.matching.clone();
         settings.threshold = params.number("threshold", settings.threshold, MAX_PDQ_THRESHOLD)?;
         if let Some(lists) = params.get("lists") {
@@ -346,6 +394,27 @@ impl App {
         query: &hashgate::index::Query,
         image: Option<&ImageHashes>,
     ) -> Result<Response<Body>, ApiError> {
+        let matches = self.find_matches(query, image)?;
+        let matches: Vec<MatchRecord> = match image {
+            Some(hashes) => MatchRecord::for_image(hashes, matches),
+            None => matches.into_iter().map(MatchRecord::from).collect(),
+        };
+        json(
+            StatusCode::OK,
+            &MatchOutput::Matched {
+                query: name,
+                matches,
+            },
+        )
+    }
+
+    /// Phase 6: the matches of `query` in the current index, after the
+    /// hygiene rules, counted.
+    pub(super) fn find_matches(
+        &self,
+        query: &hashgate::index::Query,
+        image: Option<&ImageHashes>,
+    ) -> Result<Vec<hashgate::index::Match>, ApiError> {
         let index = self.index.current();
         // The service's own --lists were checked at start; a reloaded index
         // without one of them is the service's fault, not the client's.
@@ -360,19 +429,13 @@ impl App {
             .index
             .find(query)
             .map_err(|e| ApiError::internal(format!("index lookup failed: {e}")))?;
+        let matches = self
+            .config
+            .matching
+            .apply_hygiene(matches, image.map(|h| h.quality));
         self.metrics
             .matched(matches.iter().map(|m| (m.list.as_str(), m.kind.name())));
-        let matches: Vec<MatchRecord> = match image {
-            Some(hashes) => MatchRecord::for_image(hashes, matches),
-            None => matches.into_iter().map(MatchRecord::from).collect(),
-        };
-        json(
-            StatusCode::OK,
-            &MatchOutput::Matched {
-                query: name,
-                matches,
-            },
-        )
+        Ok(matches)
     }
 
     /// `POST /v1/match[?threshold=N][&lists=A,B][&variants=own|dihedral|all]`.

@@ -50,6 +50,9 @@ pub struct ServeConfig {
     pub matching: MatchSettings,
     /// Bearer token every request but `/healthz` must carry, if set.
     pub token: Option<String>,
+    /// Requests a second per token on the matching endpoints (0: no limit;
+    /// see [`super::ratelimit`]).
+    pub rate_limit: u32,
     /// Largest request body in bytes; larger ones get 413 without being read.
     pub max_body: usize,
     /// Bytes of request bodies held at once (at least `max_body`); a body
@@ -80,6 +83,7 @@ impl ServeConfig {
             index_dir,
             matching: MatchSettings::default(),
             token: None,
+            rate_limit: 0,
             max_body: DEFAULT_MAX_BODY,
             max_buffered: DEFAULT_MAX_BUFFERED,
             timeout: Duration::from_secs(30),

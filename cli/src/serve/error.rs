@@ -40,6 +40,15 @@ impl ApiError {
         }
     }
 
+    /// Over the caller's rate limit (`--rate-limit`).
+    pub fn rate_limited(retry_after: u64) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this token; try again in {retry_after} s"),
+        )
+    }
+
     /// The image could not be hashed: the client's input, except for the
     /// (input-driven) memory limit, which is still the input's fault.
     pub fn from_hash(error: &HashError) -> Self {
@@ -150,7 +159,9 @@ impl ApiError {
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
             headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         if self.status == StatusCode::UNAUTHORIZED {

@@ -19,9 +19,12 @@
 mod api;
 mod config;
 mod error;
+mod hma;
 mod memory;
 mod metrics;
+mod openapi;
 mod params;
+mod ratelimit;
 mod reload;
 
 use std::path::PathBuf;
@@ -63,6 +66,11 @@ pub struct ServeArgs {
     /// (`Authorization: Bearer TOKEN`).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// Requests a second per token to /v1/match and the HMA endpoints,
+    /// with bursts of as many; beyond, 429 with Retry-After. Slows a caller
+    /// tuning an altered image against the matcher. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    rate_limit: u32,
     /// Largest request body (K, M, G suffixes); larger ones get 413.
     #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = config::parse_size)]
     max_body: usize,
@@ -108,6 +116,7 @@ impl ServeArgs {
         if let Some(path) = &self.token_file {
             config.token = Some(config::read_token_file(path)?);
         }
+        config.rate_limit = self.rate_limit;
         config.max_body = self.max_body;
         config.max_buffered = self
             .max_buffered

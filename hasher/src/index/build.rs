@@ -8,8 +8,11 @@
 //! rewrites the buckets its hashes were in and deletes those left empty).
 //!
 //! Merging: one hash in several lists becomes one entry with one membership
-//! per list; a hash repeated within a list is kept once, with the first id
-//! the list gave it, and counted in [`BuildSummary::duplicates`].
+//! per (list, id): a hash a list carries under several ids (several cases
+//! with the same image) keeps every id, so a match reports each of them.
+//! A line repeating a (list, hash, id) already seen, or repeating a hash
+//! without an id, is merged and counted in [`BuildSummary::duplicates`]
+//! (an entry without an id takes the id a later repeat gives).
 //!
 //! The allowlist works twice. At build time a list entry whose hash is
 //! allowlisted (for that list or for all) is dropped, so its near-duplicates
@@ -56,7 +59,7 @@ pub struct BuildSummary {
     pub lists: BTreeMap<ListName, KindCounts>,
     /// Distinct hashes per kind across all lists.
     pub distinct: KindCounts,
-    /// Repeated (list, hash) lines merged into one.
+    /// Repeated (list, hash, id) lines merged into one.
     pub duplicates: usize,
     /// Allowlist entries (distinct hashes).
     pub allowlisted: usize,
@@ -162,18 +165,35 @@ impl IndexBuilder {
             summary.lists.insert(name.clone(), KindCounts::new());
         }
 
-        // Merge: sort by hash then list (stable, so the first id wins).
+        // Merge: sort by hash then list (stable, so ids keep file order).
         raw.sort_by(|a, b| (a.hash, &lists[a.list]).cmp(&(b.hash, &lists[b.list])));
         let mut merged: Vec<(TypedHash, Vec<Membership>)> = Vec::new();
         let mut previous: Option<(TypedHash, usize)> = None;
         for entry in raw {
             if previous == Some((entry.hash, entry.list)) {
-                summary.duplicates += 1;
+                let list = &lists[entry.list];
                 if let Some((_, memberships)) = merged.last_mut() {
-                    if let Some(last) = memberships.last_mut() {
-                        if last.id.is_none() {
-                            last.id = entry.id;
+                    // The memberships of this (hash, list) so far: the run
+                    // at the end.
+                    let run = memberships.iter_mut().rev().take_while(|m| &m.list == list);
+                    let mut same = false;
+                    let mut unnamed = None;
+                    for membership in run {
+                        same |= membership.id == entry.id || entry.id.is_none();
+                        if membership.id.is_none() {
+                            unnamed = Some(membership);
                         }
+                    }
+                    if same {
+                        summary.duplicates += 1;
+                    } else if let Some(unnamed) = unnamed {
+                        summary.duplicates += 1;
+                        unnamed.id = entry.id;
+                    } else {
+                        memberships.push(Membership {
+                            list: list.clone(),
+                            id: entry.id,
+                        });
                     }
                 }
                 continue;
@@ -200,8 +220,12 @@ impl IndexBuilder {
         merged.retain(|(_, memberships)| !memberships.is_empty());
         for (hash, memberships) in &merged {
             *summary.distinct.entry(hash.kind()).or_default() += 1;
-            for membership in memberships {
-                if let Some(counts) = summary.lists.get_mut(&membership.list) {
+            // Hashes per list: a list's several ids for one hash count once.
+            let mut lists_of_hash: Vec<&str> =
+                memberships.iter().map(|m| m.list.as_str()).collect();
+            lists_of_hash.dedup();
+            for list in lists_of_hash {
+                if let Some(counts) = summary.lists.get_mut(list) {
                     *counts.entry(hash.kind()).or_default() += 1;
                 }
             }
@@ -432,7 +456,8 @@ mod tests {
             .unwrap();
         let built = builder.build().unwrap();
         let s = &built.summary;
-        assert_eq!(s.duplicates, 2);
+        // `pdq,PDQ` then `pdq,PDQ,n-1`: one entry, named by the repeat.
+        assert_eq!(s.duplicates, 1);
         assert_eq!(s.distinct[&HashKind::Pdq], 1);
         assert_eq!(s.lists["ncmec"][&HashKind::Pdq], 1);
         assert_eq!(s.lists["ncmec"][&HashKind::Md5], 1);
@@ -442,8 +467,9 @@ mod tests {
         assert_eq!(built.records.len(), 18);
         let md5 = &built.records[&format!("hg1/md5/{MD5}")];
         let record = record::decode_exact(&record::decode_text(md5.as_bytes()).unwrap()).unwrap();
-        // The first id wins within a list.
-        assert_eq!(record.memberships[0].id.as_deref(), Some("m-1"));
+        // Every id a list gives a hash is kept, in file order.
+        let ids: Vec<Option<&str>> = record.memberships.iter().map(|m| m.id.as_deref()).collect();
+        assert_eq!(ids, vec![Some("m-1"), Some("m-2")]);
         // A missing id is filled from a later duplicate.
         let hash: PdqHash = PDQ.parse().unwrap();
         let bucket = &built.records[&layout::bucket_key(3, hash.chunk16(3))];

@@ -24,6 +24,7 @@
 pub mod build;
 pub mod diff;
 pub mod generation;
+pub mod hygiene;
 pub mod layout;
 pub mod lists;
 pub mod query;
@@ -44,6 +45,7 @@ use crate::hashes::{
 pub use build::{BuildError, BuildSummary, BuiltIndex, IndexBuilder, KindCounts, MergedIndex};
 pub use diff::{diff_sorted, Change, DiffError, DiffSummary};
 pub use generation::{Layout, Manifest, CURRENT_KEY};
+pub use hygiene::{Hygiene, DEFAULT_MIN_PDQ_QUALITY};
 pub use layout::{KV_BATCH_LIMIT, MAX_PDQ_THRESHOLD, PREFIX};
 pub use lists::{parse_allowlist, parse_hash_list, AllowEntry, AllowScope, LineError, ListEntry};
 pub use query::{ListFilter, Match, MatchedBy, Query, QueryError, QueryPlan, ResolveError};

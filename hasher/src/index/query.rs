@@ -259,19 +259,20 @@ impl QueryPlan {
 
     /// Turns the values read into matches. `values` gives the stored text
     /// of a key, or `None` when the key does not exist (an empty bucket,
-    /// a digest on no list). Matches are sorted by distance, list and hash;
-    /// one list hash found through several query hashes is reported once,
-    /// at its smallest distance.
+    /// a digest on no list). Matches are sorted by distance, list, hash and
+    /// id; one list entry (list, hash, id) found through several query
+    /// hashes is reported once, at its smallest distance. A hash a list
+    /// carries under several ids is reported once per id.
     pub fn resolve<'v, F>(&self, values: F) -> Result<Vec<Match>, ResolveError>
     where
         F: Fn(&str) -> Option<&'v [u8]>,
     {
         let query = &self.query;
-        let mut found: BTreeMap<(ListName, TypedHash), Match> = BTreeMap::new();
+        let mut found: BTreeMap<(ListName, TypedHash, Option<String>), Match> = BTreeMap::new();
         let mut allowed_everywhere = false;
         let mut allowed_lists: BTreeSet<ListName> = BTreeSet::new();
         let mut add = |candidate: Match| {
-            let key = (candidate.list.clone(), candidate.hash);
+            let key = (candidate.list.clone(), candidate.hash, candidate.id.clone());
             match found.get(&key) {
                 Some(existing) if existing.distance <= candidate.distance => {}
                 _ => {
@@ -358,7 +359,8 @@ pub(crate) fn finish(
         .filter(|m| !allowed_everywhere && !allowed_lists.contains(&m.list))
         .collect();
     matches.sort_by(|a, b| {
-        (a.distance, &a.list, a.kind, a.hash).cmp(&(b.distance, &b.list, b.kind, b.hash))
+        (a.distance, &a.list, a.kind, a.hash, &a.id)
+            .cmp(&(b.distance, &b.list, b.kind, b.hash, &b.id))
     });
     matches
 }

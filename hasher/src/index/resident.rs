@@ -245,14 +245,14 @@ impl ResidentIndex {
     }
 }
 
-/// Matches so far, one per (list, hash), at the smallest distance; on a tie
-/// the first query hash that found it.
+/// Matches so far, one per (list, hash, id), at the smallest distance; on a
+/// tie the first query hash that found it.
 #[derive(Default)]
-struct Found(BTreeMap<(ListName, TypedHash), Match>);
+struct Found(BTreeMap<(ListName, TypedHash, Option<String>), Match>);
 
 impl Found {
     fn add(&mut self, candidate: Match) {
-        let key = (candidate.list.clone(), candidate.hash);
+        let key = (candidate.list.clone(), candidate.hash, candidate.id.clone());
         match self.0.get(&key) {
             Some(existing)
                 if (existing.distance, existing.matched_by)

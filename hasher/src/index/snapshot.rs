@@ -11,15 +11,17 @@
 //! same index in the same form.
 //!
 //! ```text
-//! magic      "HGSNAP1\n"
+//! magic      "HGSNAP2\n"
 //! u32        L, then L x (u16 length, UTF-8 list name)
 //! 5 x u32    entries per kind, in the order pdq, md5, sha1, sha256, vec72
 //! hashes     for each kind in that order, its hashes sorted ascending,
 //!            fixed width (32, 16, 20, 32, 72 bytes)
 //! u32 x (E + 1)  offsets of each entry's memberships (E = all entries, in
 //!            the order above) into the membership bytes, then their end
-//! memberships  per entry: u8 M >= 1, M x (u16 list index, u16 id length,
-//!            id bytes); id length 0xffff means no id
+//! memberships  per entry: u16 M >= 1, M x (u16 list index, u16 id length,
+//!            id bytes); id length 0xffff means no id. One list may appear
+//!            several times with different ids (a hash the list carries
+//!            under several cases)
 //! u32        A, then A x (u8 kind, hash bytes, u8 scope, u16 S, S x u16
 //!            list index): allowlisted hashes; scope 1 = every list
 //! sha256     of every byte above
@@ -42,7 +44,11 @@ use super::{ListName, Membership, TypedHash};
 use crate::hashes::HashKind;
 
 /// The first bytes of every snapshot.
-pub const MAGIC: &[u8; 8] = b"HGSNAP1\n";
+///
+/// Version 2 (`HGSNAP2`) widened the membership count from u8 to u16 when
+/// a hash started keeping every id a list gives it; a version 1 snapshot is
+/// refused as `BadMagic` (rebuild with `hashgate index build`).
+pub const MAGIC: &[u8; 8] = b"HGSNAP2\n";
 /// Bytes of the trailing SHA-256.
 const DIGEST_BYTES: usize = 32;
 /// Id length that means "no id".
@@ -144,12 +150,12 @@ pub fn encode(
     for section in &by_kind {
         for (_, memberships) in section {
             offsets.push(members.len());
-            let count =
-                u8::try_from(memberships.len()).map_err(|_| SnapshotError::TooLarge("lists"))?;
+            let count = u16::try_from(memberships.len())
+                .map_err(|_| SnapshotError::TooLarge("memberships of one hash"))?;
             if count == 0 {
                 return Err(SnapshotError::EmptyEntry);
             }
-            members.push(count);
+            members.extend_from_slice(&count.to_le_bytes());
             for membership in memberships {
                 members.extend_from_slice(&list_index(&membership.list)?.to_le_bytes());
                 match &membership.id {
@@ -447,7 +453,7 @@ impl Snapshot {
             bytes: slice,
             at: 0,
         };
-        let Ok(count) = cursor.u8("memberships") else {
+        let Ok(count) = cursor.u16("memberships") else {
             return out;
         };
         for _ in 0..count {
@@ -480,7 +486,7 @@ fn check_memberships(slice: &[u8], lists: usize) -> Result<(), SnapshotError> {
         bytes: slice,
         at: 0,
     };
-    let count = cursor.u8("memberships")?;
+    let count = cursor.u16("memberships")?;
     if count == 0 {
         return Err(SnapshotError::EmptyEntry);
     }

@@ -380,6 +380,7 @@ impl Scope {
         let matches = current_index::find(&self.env, &manifest, &query, self.route.kv_timeout_ms)
             .await
             .map_err(unchecked)?;
+        let matches = verdict::after_hygiene(matches, &hashes, &self.route);
         // Phase: verdict.
         let checked = Checked {
             image: verdict::summarize(&hashes),

@@ -20,7 +20,11 @@
 //!   a match on that list. `pdq` records which image it was; matching is by
 //!   the exact digest only, so a near copy is still a match.
 //!
-//! Applying is pure ([`Overrides::apply`]): the runtime reader
+//! One format for every writer and reader: the worker (which applies it
+//! and whose console and flood guard write it) and `hashgate index
+//! disable` / `enable` use this module (cargo feature `overrides`).
+//!
+//! Applying is pure ([`Overrides::apply`]): the worker's runtime reader
 //! (`overrides_store`) reads the value at most once per
 //! `index.refresh_seconds`, as it reads `hg2/current`, so a change is in
 //! force everywhere within that bound plus KV's own propagation (up to
@@ -30,7 +34,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use hashgate::matching::MatchRecord;
+use crate::matching::MatchRecord;
 
 /// The KV key (in `HASH_INDEX`).
 pub const OVERRIDES_KEY: &str = "hg2/overrides";
@@ -234,7 +238,40 @@ impl Overrides {
         self.allowed
             .retain(|a| !(a.list == entry.list && a.sha256 == entry.sha256));
         self.allowed.push(entry);
-        self.updated_unix = now_unix;
+        self.touch(now_unix);
+    }
+
+    /// Turns a list entry off (or updates how it is off): one entry per
+    /// list, type and hash. Returns whether it was on before.
+    pub fn turn_off(&mut self, entry: EntryOverride, now_unix: u64) -> bool {
+        let mut entry = entry;
+        entry.hash.make_ascii_lowercase();
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| !(e.list == entry.list && e.kind == entry.kind && e.hash == entry.hash));
+        let was_on = self.entries.len() == before;
+        self.entries.push(entry);
+        self.touch(now_unix);
+        was_on
+    }
+
+    /// Turns a list entry on again. Returns whether it was off.
+    pub fn turn_on(&mut self, list: &str, kind: &str, hash: &str, now_unix: u64) -> bool {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| !(e.list == list && e.kind == kind && e.hash.eq_ignore_ascii_case(hash)));
+        let was_off = self.entries.len() != before;
+        if was_off {
+            self.touch(now_unix);
+        }
+        was_off
+    }
+
+    /// Moves `updated_unix` forward: strictly increasing even when this
+    /// writer's clock is behind the last writer's, because readers tell
+    /// versions apart by it.
+    fn touch(&mut self, now_unix: u64) {
+        self.updated_unix = now_unix.max(self.updated_unix.saturating_add(1));
     }
 
     /// The value as stored.
