@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS hash_log (
   route TEXT NOT NULL,
   direction TEXT NOT NULL,
   pdq TEXT,
+  pdq_quality INTEGER,
   md5 TEXT,
   sha1 TEXT,
   sha256 TEXT,

@@ -67,12 +67,12 @@ impl ScanResult {
 }
 
 /// Upsert one row (parameters in [`LogRow`] order).
-pub const UPSERT: &str = "INSERT INTO hash_log (location, etag, generation, result, route, direction, pdq, md5, sha1, sha256, detail, scanned_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+pub const UPSERT: &str = "INSERT INTO hash_log (location, etag, generation, result, route, direction, pdq, md5, sha1, sha256, detail, scanned_ms, pdq_quality) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
      ON CONFLICT (location) DO UPDATE SET etag = excluded.etag, generation = excluded.generation, \
      result = excluded.result, route = excluded.route, direction = excluded.direction, pdq = excluded.pdq, \
      md5 = excluded.md5, sha1 = excluded.sha1, sha256 = excluded.sha256, detail = excluded.detail, \
-     scanned_ms = excluded.scanned_ms, scans = hash_log.scans + 1";
+     scanned_ms = excluded.scanned_ms, pdq_quality = excluded.pdq_quality, scans = hash_log.scans + 1";
 
 /// The ETag and generation of a location's last scan.
 pub const LAST_SCAN: &str = "SELECT etag, generation, result FROM hash_log WHERE location = ?1";
@@ -83,7 +83,7 @@ pub const PROGRESS: &str = "SELECT result, count(*) AS n FROM hash_log \
 
 /// A page of rows for a retroactive pass.
 pub const PAGE: &str =
-    "SELECT rowid AS row, location, etag, generation, route, direction, pdq, md5, sha1, sha256 \
+    "SELECT rowid AS row, location, etag, generation, route, direction, pdq, pdq_quality, md5, sha1, sha256 \
      FROM hash_log WHERE rowid > ?1 AND pdq IS NOT NULL ORDER BY rowid LIMIT ?2";
 
 /// One row as written.
@@ -101,6 +101,9 @@ pub struct LogRow {
     pub sha256: Option<String>,
     pub detail: Option<String>,
     pub scanned_ms: u64,
+    /// The PDQ hash's quality (0..=100): the quality rule of list hygiene
+    /// applies to retroactive matches too.
+    pub pdq_quality: Option<u8>,
 }
 
 /// The last scan of a location.
@@ -129,6 +132,8 @@ pub struct PageRow {
     pub route: String,
     pub direction: String,
     pub pdq: Option<String>,
+    #[serde(default)]
+    pub pdq_quality: Option<u8>,
     pub md5: Option<String>,
     pub sha1: Option<String>,
     pub sha256: Option<String>,

@@ -347,14 +347,45 @@ pub enum RouteProblem {
     KvTimeout(u32),
     #[error("notify.webhook: {0}")]
     Webhook(String),
+    #[error(transparent)]
+    Hygiene(#[from] HygieneProblem),
+}
+
+/// What is wrong with the hygiene fields of a route or a stored-content
+/// rule (`min_pdq_quality`, `list_distance`, `negative_lists`).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum HygieneProblem {
     #[error("min_pdq_quality {0} is out of range 0..=100")]
     MinQuality(u32),
     #[error("list_distance.{list}: {distance} is out of range 0..={MAX_PDQ_THRESHOLD}")]
     ListDistance { list: String, distance: u32 },
-    #[error("list_distance.{0}: the route does not match against this list")]
+    #[error("list_distance.{0}: not one of the lists matched against")]
     ListDistanceUnknown(String),
-    #[error("negative_lists: {0:?} is also one of the route's lists")]
+    #[error("negative_lists: {0:?} is also one of the lists matched against")]
     NegativeAlsoListed(String),
+    #[error("negative_lists or list_distance: {0}")]
+    BadList(#[from] ListNameError),
+}
+
+/// The hygiene fields as written, shared by routes and stored-content rules.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HygieneDoc {
+    #[serde(default = "default_min_quality")]
+    pub min_pdq_quality: u32,
+    #[serde(default)]
+    pub list_distance: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub negative_lists: Vec<String>,
+}
+
+impl Default for HygieneDoc {
+    fn default() -> Self {
+        HygieneDoc {
+            min_pdq_quality: default_min_quality(),
+            list_distance: BTreeMap::new(),
+            negative_lists: Vec::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -480,6 +511,16 @@ struct RouteDoc {
     list_distance: BTreeMap<String, u32>,
     #[serde(default)]
     negative_lists: Vec<String>,
+}
+
+impl RouteDoc {
+    fn hygiene(&self) -> HygieneDoc {
+        HygieneDoc {
+            min_pdq_quality: self.min_pdq_quality,
+            list_distance: self.list_distance.clone(),
+            negative_lists: self.negative_lists.clone(),
+        }
+    }
 }
 
 fn default_min_quality() -> u32 {
@@ -743,7 +784,7 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     if raw.kv_timeout_ms == 0 || raw.kv_timeout_ms > MAX_KV_TIMEOUT_MS {
         return Err(RouteProblem::KvTimeout(raw.kv_timeout_ms));
     }
-    let hygiene = validate_hygiene(&raw, &lists)?;
+    let hygiene = validate_hygiene(&raw.hygiene(), &lists)?;
     let webhook = match raw.notify {
         Some(n) => {
             crate::address::check_configured_url(&n.webhook, true)
@@ -771,19 +812,19 @@ fn validate_route(raw: RouteDoc) -> Result<Route, RouteProblem> {
     })
 }
 
-/// A route's hygiene fields: quality 0..=100; a distance per list the
-/// route matches against (or a negative list), each 0..=31; negative lists
-/// named like lists and not among the route's own.
-fn validate_hygiene(raw: &RouteDoc, lists: &ListFilter) -> Result<Hygiene, RouteProblem> {
+/// Hygiene fields: quality 0..=100; a distance per list matched against
+/// (or a negative list), each 0..=31; negative lists named like lists and
+/// not among the lists matched against.
+pub fn validate_hygiene(raw: &HygieneDoc, lists: &ListFilter) -> Result<Hygiene, HygieneProblem> {
     let min_pdq_quality = u8::try_from(raw.min_pdq_quality)
         .ok()
         .filter(|q| *q <= 100)
-        .ok_or(RouteProblem::MinQuality(raw.min_pdq_quality))?;
+        .ok_or(HygieneProblem::MinQuality(raw.min_pdq_quality))?;
     let mut negative_lists = BTreeSet::new();
     for name in &raw.negative_lists {
         let name = validate_list_name(name)?;
         if matches!(lists, ListFilter::Only(names) if names.contains(&name)) {
-            return Err(RouteProblem::NegativeAlsoListed(name));
+            return Err(HygieneProblem::NegativeAlsoListed(name));
         }
         negative_lists.insert(name);
     }
@@ -791,13 +832,13 @@ fn validate_hygiene(raw: &RouteDoc, lists: &ListFilter) -> Result<Hygiene, Route
     for (name, &distance) in &raw.list_distance {
         let name = validate_list_name(name)?;
         if distance > MAX_PDQ_THRESHOLD {
-            return Err(RouteProblem::ListDistance {
+            return Err(HygieneProblem::ListDistance {
                 list: name,
                 distance,
             });
         }
         if !lists.includes(&name) && !negative_lists.contains(&name) {
-            return Err(RouteProblem::ListDistanceUnknown(name));
+            return Err(HygieneProblem::ListDistanceUnknown(name));
         }
         list_distance.insert(name, distance);
     }
@@ -945,7 +986,7 @@ mod tests {
     fn refuses_a_quality_out_of_range() {
         assert_eq!(
             problem(&route_json(r#", "min_pdq_quality": 101"#)),
-            RouteProblem::MinQuality(101)
+            RouteProblem::Hygiene(HygieneProblem::MinQuality(101))
         );
     }
 
@@ -953,10 +994,10 @@ mod tests {
     fn refuses_a_list_distance_out_of_range() {
         assert_eq!(
             problem(&route_json(r#", "list_distance": {"demo": 32}"#)),
-            RouteProblem::ListDistance {
+            RouteProblem::Hygiene(HygieneProblem::ListDistance {
                 list: "demo".into(),
                 distance: 32
-            }
+            })
         );
     }
 
@@ -964,7 +1005,7 @@ mod tests {
     fn refuses_a_list_distance_for_a_list_the_route_does_not_use() {
         assert_eq!(
             problem(&route_json(r#", "list_distance": {"other": 3}"#)),
-            RouteProblem::ListDistanceUnknown("other".into())
+            RouteProblem::Hygiene(HygieneProblem::ListDistanceUnknown("other".into()))
         );
     }
 
@@ -972,7 +1013,7 @@ mod tests {
     fn refuses_a_negative_list_that_is_also_listed() {
         assert_eq!(
             problem(&route_json(r#", "negative_lists": ["demo"]"#)),
-            RouteProblem::NegativeAlsoListed("demo".into())
+            RouteProblem::Hygiene(HygieneProblem::NegativeAlsoListed("demo".into()))
         );
     }
 
@@ -980,7 +1021,7 @@ mod tests {
     fn refuses_a_badly_named_negative_list() {
         assert!(matches!(
             problem(&route_json(r#", "negative_lists": ["a b"]"#)),
-            RouteProblem::BadList(_)
+            RouteProblem::Hygiene(HygieneProblem::BadList(_))
         ));
     }
 

@@ -232,6 +232,7 @@ mod tests {
             route: "r2://b/*".into(),
             direction: "stored".into(),
             pdq: Some(pdq.into()),
+            pdq_quality: Some(100),
             md5: None,
             sha1: None,
             sha256: sha256.map(str::to_owned),

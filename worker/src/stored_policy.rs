@@ -27,16 +27,20 @@
 //!   required with `quarantine`, refused otherwise, never the rule's own
 //!   binding (a copy in the same bucket is not out of reach);
 //! * `lists` (required), `pdq_threshold` (default 31, 0..=31), `variants`
-//!   (default `dihedral`), `max_bytes` (default 16 MiB, at most 25 MiB): as
+//!   (default `dihedral`), `max_bytes` (default 16 MiB, at most 25 MiB),
+//!   `min_pdq_quality` (default 50), `list_distance`, `negative_lists`: as
 //!   for routes. An object larger than `max_bytes` is recorded as failed,
 //!   never silently clean.
 
 use hashgate::index::lists::ListNameError;
-use hashgate::index::{ListFilter, MAX_PDQ_THRESHOLD};
+use hashgate::index::{Hygiene, ListFilter, MAX_PDQ_THRESHOLD};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::policy::{subscribed_lists, ListsProblem, DEFAULT_MAX_BYTES, MAX_MAX_BYTES};
+use crate::policy::{
+    subscribed_lists, validate_hygiene, HygieneDoc, HygieneProblem, ListsProblem,
+    DEFAULT_MAX_BYTES, MAX_MAX_BYTES,
+};
 use hashgate::QuerySet;
 
 /// Longest key prefix (R2 keys are at most 1,024 bytes).
@@ -66,6 +70,8 @@ pub struct StoredRule {
     pub pdq_threshold: u32,
     pub variants: QuerySet,
     pub max_bytes: usize,
+    /// PDQ quality, per-list distance, negative lists, as for routes.
+    pub hygiene: Hygiene,
 }
 
 impl StoredRule {
@@ -101,6 +107,8 @@ pub enum StoredProblem {
         "action quarantine needs quarantine_binding (the R2 binding of the quarantine bucket)"
     )]
     NoQuarantineBinding,
+    #[error(transparent)]
+    Hygiene(#[from] HygieneProblem),
     #[error("quarantine_binding is only used with action quarantine")]
     UnusedQuarantineBinding,
     #[error("quarantine_binding {0:?} is the rule's own binding: a copy in the same bucket is not out of reach")]
@@ -152,6 +160,16 @@ pub struct StoredDoc {
     variants: QuerySet,
     #[serde(default = "default_max_bytes")]
     max_bytes: usize,
+    #[serde(default = "default_min_quality")]
+    min_pdq_quality: u32,
+    #[serde(default)]
+    list_distance: std::collections::BTreeMap<String, u32>,
+    #[serde(default)]
+    negative_lists: Vec<String>,
+}
+
+fn default_min_quality() -> u32 {
+    HygieneDoc::default().min_pdq_quality
 }
 
 fn default_threshold() -> u32 {
@@ -292,6 +310,14 @@ fn validate_rule(doc: StoredDoc) -> Result<StoredRule, StoredProblem> {
     if doc.max_bytes == 0 || doc.max_bytes > MAX_MAX_BYTES {
         return Err(StoredProblem::MaxBytes(doc.max_bytes));
     }
+    let hygiene = validate_hygiene(
+        &HygieneDoc {
+            min_pdq_quality: doc.min_pdq_quality,
+            list_distance: doc.list_distance,
+            negative_lists: doc.negative_lists,
+        },
+        &lists,
+    )?;
     match (&doc.action, &doc.quarantine_binding) {
         (StoredAction::Quarantine, None) => return Err(StoredProblem::NoQuarantineBinding),
         (StoredAction::Quarantine, Some(q)) if !is_binding_name(q) => {
@@ -315,6 +341,7 @@ fn validate_rule(doc: StoredDoc) -> Result<StoredRule, StoredProblem> {
         pdq_threshold: doc.pdq_threshold,
         variants: doc.variants,
         max_bytes: doc.max_bytes,
+        hygiene,
     })
 }
 
@@ -453,6 +480,36 @@ mod tests {
         assert_eq!(
             problem(&rule(&format!(r#", "max_bytes": {}"#, MAX_MAX_BYTES + 1))),
             StoredProblem::MaxBytes(MAX_MAX_BYTES + 1)
+        );
+    }
+
+    #[test]
+    fn hygiene_fields_as_for_routes() {
+        let policy = parse(&rule("")).unwrap();
+        assert_eq!(policy.rules()[0].hygiene, Hygiene::default());
+        let policy = parse(&rule(
+            r#", "min_pdq_quality": 0, "list_distance": {"demo": 8}, "negative_lists": ["stock"]"#,
+        ))
+        .unwrap();
+        let hygiene = &policy.rules()[0].hygiene;
+        assert_eq!(hygiene.min_pdq_quality, 0);
+        assert_eq!(hygiene.list_distance["demo"], 8);
+        assert!(hygiene.negative_lists.contains("stock"));
+    }
+
+    #[test]
+    fn refuses_bad_hygiene_fields() {
+        assert_eq!(
+            problem(&rule(r#", "min_pdq_quality": 101"#)),
+            StoredProblem::Hygiene(HygieneProblem::MinQuality(101))
+        );
+        assert_eq!(
+            problem(&rule(r#", "negative_lists": ["demo"]"#)),
+            StoredProblem::Hygiene(HygieneProblem::NegativeAlsoListed("demo".into()))
+        );
+        assert_eq!(
+            problem(&rule(r#", "list_distance": {"other": 3}"#)),
+            StoredProblem::Hygiene(HygieneProblem::ListDistanceUnknown("other".into()))
         );
     }
 

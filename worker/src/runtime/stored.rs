@@ -193,6 +193,8 @@ async fn write_row(db: &worker::D1Database, row: &LogRow) -> Result<(), Failure>
             text(&row.sha256),
             text(&row.detail),
             JsValue::from_f64(row.scanned_ms as f64),
+            row.pdq_quality
+                .map_or(JsValue::NULL, |q| JsValue::from_f64(f64::from(q))),
         ])
         .map_err(retry)?
         .run()
@@ -263,6 +265,7 @@ async fn scan(
         sha256: None,
         detail: None,
         scanned_ms: now_ms() as u64,
+        pdq_quality: None,
     };
     if object.size() > rule.max_bytes as u64 {
         row.detail = Some(format!(
@@ -292,10 +295,13 @@ async fn scan(
         }
     };
     row.pdq = Some(hashes.pdq.to_string());
-    let query = Query::for_image(&hashes, rule.pdq_threshold, rule.lists.clone());
+    row.pdq_quality = Some(hashes.quality);
+    let lists = rule.hygiene.lookup_lists(&rule.lists);
+    let query = Query::for_image(&hashes, rule.pdq_threshold, lists);
     let matches = current_index::find(env, &manifest, &query, INDEX_TIMEOUT_MS)
         .await
         .map_err(retry)?;
+    let (matches, _) = rule.hygiene.apply(matches, Some(hashes.quality));
     let Verdict::Match(summaries) = verdict::verdict(&matches, &hashes) else {
         row.result = ScanResult::Clean;
         return write_row(&db, &row).await;
@@ -853,9 +859,10 @@ async fn confirm_edge(
     let Some(mut query) = retro::row_query(candidate) else {
         return Ok(false);
     };
-    if let Some(route) = config.policy.route_by_pattern(&candidate.route) {
+    let route = config.policy.route_by_pattern(&candidate.route);
+    if let Some(route) = route {
         query.pdq_threshold = route.pdq_threshold;
-        query.lists = route.lists.clone();
+        query.lists = route.hygiene.lookup_lists(&route.lists);
     }
     let manifest = manifest(env, config).await?;
     if manifest.generation != generation {
@@ -865,6 +872,16 @@ async fn confirm_edge(
     let matches = current_index::find(env, &manifest, &query, INDEX_TIMEOUT_MS)
         .await
         .map_err(retry)?;
+    // The route's hygiene rules, with the quality logged at the edge (a
+    // row logged before qualities were kept is judged as a bare hash).
+    let matches = match route {
+        Some(route) => route.hygiene.apply(matches, candidate.pdq_quality).0,
+        None => {
+            hashgate::index::Hygiene::default()
+                .apply(matches, candidate.pdq_quality)
+                .0
+        }
+    };
     if matches.is_empty() {
         return Ok(false);
     }
@@ -948,5 +965,6 @@ pub fn edge_row(
         sha256: Some(hashes.sha256.to_string()),
         detail: None,
         scanned_ms: now_ms() as u64,
+        pdq_quality: Some(hashes.quality),
     }
 }
