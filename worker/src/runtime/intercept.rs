@@ -28,6 +28,18 @@
 //!              says; an SVG with no raster image in it: original, no event
 //! ```
 //!
+//! Responses and uploads share one path after their own first steps:
+//! `Scope::read` (phase read, under the memory budget), `Scope::judge`
+//! (phases generation to verdict for one image, then the outcome: evidence,
+//! log line, counter and event for a match, and the 451 of a `block` route,
+//! made only in `Scope::blocked`), and `Scope::fail_mode` (what the fail
+//! mode says for an image that could not be checked, logged and queued).
+//! What differs is only how an [`Outcome`] is delivered: a response passes
+//! the origin's object or answers 451/503 (`respond_to_response`,
+//! `fail_response`); an upload answers 451 at its first match, or applies
+//! the fail mode once, after every image was checked, and else forwards the
+//! bytes it read (`check_upload`, `fail_upload`).
+//!
 //! Passing responses are the origin's own `Response` objects: the scan reads
 //! a clone (a tee of the body), so status, status text, headers and bytes
 //! are exactly the origin's, and anything not inspected is never buffered.
@@ -58,7 +70,7 @@ use crate::runtime::{header, js_error_text, log_error, log_warn, now_ms, uuid, w
 use crate::shared_verdicts;
 use crate::sniff::{self, Inspect};
 use crate::telemetry;
-use crate::upload::{self, UploadPlan};
+use crate::upload::{self, FormImage, UploadPlan};
 use crate::verdict::{self, Fallback, ImageSummary, Verdict};
 use crate::verdict_cache::{CacheKey, Cached};
 
@@ -248,6 +260,48 @@ struct Unchecked {
     sha256: Option<String>,
 }
 
+impl Unchecked {
+    /// A failure before the bytes were read in full (so no digest).
+    fn unread(error: impl Into<ScanError>) -> Self {
+        Unchecked {
+            error: error.into(),
+            sha256: None,
+        }
+    }
+}
+
+/// A body read in full, with its share of the isolate's memory budget
+/// (given back when this is dropped, after the check).
+struct Held {
+    bytes: Vec<u8>,
+    _reservation: Reservation,
+}
+
+/// What one image's check came to (phase outcome), the same for a response
+/// and for each image of an upload. By the time an outcome exists, a match
+/// has been logged, counted, queued and its evidence preserved; a failure
+/// has not met the fail mode yet (an upload applies it once, after every
+/// image was checked, so a listed image still answers 451).
+enum Outcome {
+    /// No match (after overrides).
+    Clean { cached: bool },
+    /// A match on a `flag` route: the bytes go on.
+    Flagged(Checked),
+    /// A match on a `block` route: `answer` (the 451) goes back instead.
+    Blocked { checked: Checked, answer: Response },
+    /// Not checked: [`Scope::fail_mode`] decides.
+    Unchecked(Unchecked),
+}
+
+/// The debug state of a clean or blocked check.
+fn state(cached: bool, fresh: &'static str, remembered: &'static str) -> &'static str {
+    if cached {
+        remembered
+    } else {
+        fresh
+    }
+}
+
 /// Everything one scanned request needs.
 struct Scope {
     env: Env,
@@ -411,12 +465,15 @@ impl Scope {
         Ok(checked)
     }
 
-    /// How a response body (or the whole object behind a 206) is read.
-    fn response_plan<'a>(
+    /// How a body is read: the route's cap, the declared length, and for a
+    /// peek what is worth reading on (`body::is_image` for responses,
+    /// `upload::worth_reading` for uploads).
+    fn read_plan<'a>(
         &self,
         inspect: Inspect,
         headers: &web_sys::Headers,
         codings: &'a [encoding::Coding],
+        worth_reading: fn(&[u8]) -> bool,
     ) -> ReadPlan<'a> {
         ReadPlan {
             inspect,
@@ -424,11 +481,120 @@ impl Scope {
             exact: length_is_exact(headers),
             cap: self.route.max_bytes,
             codings,
-            worth_reading: body::is_image,
+            worth_reading,
         }
     }
 
-    /// Phases whole -> inspect -> read -> check -> respond for a response.
+    /// Phase read, for responses and uploads alike: the body (of a clone,
+    /// or of the whole object behind a 206) under `plan` and the isolate's
+    /// memory budget. `None`: a peek found nothing worth checking.
+    async fn read(
+        &self,
+        stream: Option<web_sys::ReadableStream>,
+        plan: ReadPlan<'_>,
+    ) -> Result<Option<Held>, ScanError> {
+        let mut reservation = Reservation::new(self.config.policy.memory);
+        match body::read(stream, plan, &mut reservation).await? {
+            BodyRead::NotImage => Ok(None),
+            BodyRead::Complete(bytes) => Ok(Some(Held {
+                bytes,
+                _reservation: reservation,
+            })),
+        }
+    }
+
+    /// Phases check -> outcome for one image, for responses and uploads
+    /// alike: [`Scope::check_image`], then for a match the evidence
+    /// ([`Scope::preserve`]), the log line and counter, the event, and on
+    /// a `block` route the 451 ([`Scope::blocked`]). `cx` says where the
+    /// image was seen; `content_type` (a response's) and `uploader` (an
+    /// upload's) go into the evidence record.
+    async fn judge(
+        &self,
+        bytes: &[u8],
+        cx: &EventContext,
+        content_type: Option<String>,
+        uploader: Option<hashgate::evidence::Uploader>,
+    ) -> Result<Outcome, JsValue> {
+        let checked = match self.check_image(bytes).await {
+            Ok(checked) => checked,
+            Err(unchecked) => return Ok(Outcome::Unchecked(unchecked)),
+        };
+        self.preserve(bytes, &checked, content_type, uploader);
+        let Verdict::Match(matches) = &checked.verdict else {
+            return Ok(Outcome::Clean {
+                cached: checked.cached,
+            });
+        };
+        self.record_match(cx, matches, checked.cached);
+        self.emit(Event::matched(
+            uuid(),
+            now_ms(),
+            cx,
+            self.route.action,
+            &checked.image,
+            matches,
+            checked.cached,
+        ));
+        match self.route.action {
+            Action::Flag => Ok(Outcome::Flagged(checked)),
+            Action::Block => {
+                let answer = self.blocked(cx, matches)?;
+                Ok(Outcome::Blocked { checked, answer })
+            }
+        }
+    }
+
+    /// The 451 for a match on a `block` route, for responses and uploads
+    /// alike: the one place a block answer is made.
+    fn blocked(
+        &self,
+        cx: &EventContext,
+        matches: &[hashgate::matching::MatchRecord],
+    ) -> Result<Response, JsValue> {
+        let link = respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
+        respond::unavailable_for_legal_reasons(
+            &link,
+            &self.request_id,
+            cx.direction == Direction::Upload,
+            self.block_message(matches),
+        )
+    }
+
+    /// The fail mode, for responses and uploads alike: what
+    /// [`verdict::fallback`] says for the error. Unless there was nothing
+    /// to check ([`Fallback::Nothing`]), the failure is logged, counted and
+    /// queued as an unscanned event saying what was done. The caller then
+    /// passes or refuses what it holds.
+    fn fail_mode(&self, cx: &EventContext, unchecked: Unchecked) -> Fallback {
+        let fallback = verdict::fallback(&self.route, &unchecked.error);
+        let taken = match fallback {
+            Fallback::Nothing => return fallback,
+            Fallback::Pass => ActionTaken::Passed,
+            Fallback::Refuse => ActionTaken::Refused,
+        };
+        telemetry::record(
+            &self.env,
+            telemetry::unscanned(
+                cx,
+                taken,
+                unchecked.error.reason(),
+                &unchecked.error.to_string(),
+            ),
+        );
+        self.emit(Event::unscanned(
+            uuid(),
+            now_ms(),
+            cx,
+            taken,
+            &unchecked.error,
+            unchecked.sha256,
+        ));
+        fallback
+    }
+
+    /// Phases inspect -> read -> check -> outcome -> respond for a
+    /// response (a 206 goes through [`Scope::check_partial`]).
     async fn check_response(
         &self,
         request: &Request,
@@ -453,46 +619,21 @@ impl Scope {
         let codings = match codings_of(&headers, inspect) {
             Ok(codings) => codings,
             Err(None) => return self.debug(response, "not-image (unknown encoding)", None),
-            Err(Some(error)) => {
-                return self.fail_response(
-                    response,
-                    Unchecked {
-                        error,
-                        sha256: None,
-                    },
-                )
-            }
+            Err(Some(error)) => return self.fail_response(response, Unchecked::unread(error)),
         };
         let probe = response.clone()?;
-        let mut held = Reservation::new(self.config.policy.memory);
-        let read = body::read(
-            probe.body(),
-            self.response_plan(inspect, &headers, &codings),
-            &mut held,
-        )
-        .await;
-        let bytes = match read {
-            Ok(BodyRead::NotImage) => return self.debug(response, "not-image", None),
-            Ok(BodyRead::Complete(bytes)) => bytes,
-            Err(error) => {
-                return self.fail_response(
-                    response,
-                    Unchecked {
-                        error,
-                        sha256: None,
-                    },
-                )
-            }
+        let plan = self.read_plan(inspect, &headers, &codings, body::is_image);
+        let held = match self.read(probe.body(), plan).await {
+            Ok(None) => return self.debug(response, "not-image", None),
+            Ok(Some(held)) => held,
+            Err(error) => return self.fail_response(response, Unchecked::unread(error)),
         };
 
-        // Phases: hash, look up, verdict.
-        match self.check_image(&bytes).await {
-            Ok(checked) => {
-                self.preserve(&bytes, &checked, header(&headers, "content-type"), None);
-                self.respond_to_response(response, checked)
-            }
-            Err(unchecked) => self.fail_response(response, unchecked),
-        }
+        // Phases: check, outcome, respond.
+        let cx = self.event_context(Direction::Response, None, None);
+        let content_type = header(&headers, "content-type");
+        let outcome = self.judge(&held.bytes, &cx, content_type, None).await?;
+        self.respond_to_response(response, outcome)
     }
 
     /// Phase: whole, for a `206`: the whole object is fetched without
@@ -505,10 +646,6 @@ impl Scope {
         request: &Request,
         partial: Response,
     ) -> Result<Response, JsValue> {
-        let unchecked = |error: ScanError| Unchecked {
-            error,
-            sha256: None,
-        };
         let whole_request = origin::upstream_whole(request, self.config.origin.as_deref())?;
         let whole = match origin::fetch(&whole_request).await {
             Ok(whole) => whole,
@@ -517,7 +654,7 @@ impl Scope {
                     "fetching the whole object failed: {}",
                     js_error_text(&e)
                 ));
-                return self.fail_response(partial, unchecked(error));
+                return self.fail_response(partial, Unchecked::unread(error));
             }
         };
         let headers = whole.headers();
@@ -529,7 +666,7 @@ impl Scope {
                 "the whole object answered {} to a request without Range",
                 whole.status()
             ));
-            return self.fail_response(partial, unchecked(error));
+            return self.fail_response(partial, Unchecked::unread(error));
         }
         let inspect =
             sniff::inspect_response(200, header(&headers, "content-type").as_deref(), None);
@@ -547,122 +684,60 @@ impl Scope {
                 }
                 return match found {
                     None => self.debug(partial, "not-image (unknown encoding)", None),
-                    Some(error) => self.fail_response(partial, unchecked(error)),
+                    Some(error) => self.fail_response(partial, Unchecked::unread(error)),
                 };
             }
         };
-        let mut held = Reservation::new(self.config.policy.memory);
-        let read = body::read(
-            whole.body(),
-            self.response_plan(inspect, &headers, &codings),
-            &mut held,
-        )
-        .await;
-        let bytes = match read {
-            Ok(BodyRead::NotImage) => return self.debug(partial, "not-image", None),
-            Ok(BodyRead::Complete(bytes)) => bytes,
-            Err(error) => return self.fail_response(partial, unchecked(error)),
+        let plan = self.read_plan(inspect, &headers, &codings, body::is_image);
+        let held = match self.read(whole.body(), plan).await {
+            Ok(None) => return self.debug(partial, "not-image", None),
+            Ok(Some(held)) => held,
+            Err(error) => return self.fail_response(partial, Unchecked::unread(error)),
         };
-        match self.check_image(&bytes).await {
-            Ok(checked) if matches!(checked.verdict, Verdict::Match(_)) => {
-                self.preserve(&bytes, &checked, header(&headers, "content-type"), None);
-                self.respond_to_response(partial, checked)
-            }
-            Ok(checked) => {
+        let cx = self.event_context(Direction::Response, None, None);
+        let content_type = header(&headers, "content-type");
+        match self.judge(&held.bytes, &cx, content_type, None).await? {
+            Outcome::Clean { cached } => {
                 if let Some(body) = partial.body() {
                     let _ = body.cancel();
                 }
-                let answer = ranged::answer(request, &headers, &bytes)?;
-                let state = if checked.cached {
-                    "clean (cached)"
-                } else {
-                    "clean"
-                };
-                self.debug(answer, state, None)
+                let answer = ranged::answer(request, &headers, &held.bytes)?;
+                self.debug(answer, state(cached, "clean", "clean (cached)"), None)
             }
-            Err(unchecked) => self.fail_response(partial, unchecked),
+            outcome => self.respond_to_response(partial, outcome),
         }
     }
 
-    /// Phase: respond, for a checked response.
+    /// Phase: respond, for a response: the origin's own response when it
+    /// passes, the 451 or the fail mode's 503 when it does not.
     fn respond_to_response(
         &self,
         response: Response,
-        checked: Checked,
+        outcome: Outcome,
     ) -> Result<Response, JsValue> {
-        let Verdict::Match(matches) = &checked.verdict else {
-            let state = if checked.cached {
-                "clean (cached)"
-            } else {
-                "clean"
-            };
-            return self.debug(response, state, None);
-        };
-        let cx = self.event_context(Direction::Response, None, None);
-        self.record_match(&cx, matches, checked.cached);
-        self.emit(Event::matched(
-            uuid(),
-            now_ms(),
-            &cx,
-            self.route.action,
-            &checked.image,
-            matches,
-            checked.cached,
-        ));
-        match self.route.action {
-            Action::Block => {
+        match outcome {
+            Outcome::Clean { cached } => {
+                self.debug(response, state(cached, "clean", "clean (cached)"), None)
+            }
+            Outcome::Flagged(checked) => self.debug(response, "match (flagged)", Some(&checked)),
+            Outcome::Blocked { checked, answer } => {
                 if let Some(body) = response.body() {
                     let _ = body.cancel();
                 }
-                let link =
-                    respond::blocked_by_link(self.config.policy.blocked_by.as_deref(), &self.url);
-                let blocked = respond::unavailable_for_legal_reasons(
-                    &link,
-                    &self.request_id,
-                    false,
-                    self.block_message(matches),
-                )?;
-                let state = if checked.cached {
-                    "match (cached)"
-                } else {
-                    "match"
-                };
-                self.debug(blocked, state, Some(&checked))
+                let state = state(checked.cached, "match", "match (cached)");
+                self.debug(answer, state, Some(&checked))
             }
-            Action::Flag => self.debug(response, "match (flagged)", Some(&checked)),
+            Outcome::Unchecked(unchecked) => self.fail_response(response, unchecked),
         }
     }
 
-    /// The fail mode, for a response that could not be checked.
+    /// The fail mode ([`Scope::fail_mode`]), for a response: passed on as
+    /// it is, or a 503.
     fn fail_response(&self, response: Response, unchecked: Unchecked) -> Result<Response, JsValue> {
-        let fallback = verdict::fallback(&self.route, &unchecked.error);
-        let taken = match fallback {
-            Fallback::Nothing => return self.debug(response, unchecked.error.reason(), None),
-            Fallback::Pass => ActionTaken::Passed,
-            Fallback::Refuse => ActionTaken::Refused,
-        };
+        let reason = unchecked.error.reason();
         let cx = self.event_context(Direction::Response, None, None);
-        telemetry::record(
-            &self.env,
-            telemetry::unscanned(
-                &cx,
-                taken,
-                unchecked.error.reason(),
-                &unchecked.error.to_string(),
-            ),
-        );
-        self.emit(Event::unscanned(
-            uuid(),
-            now_ms(),
-            &cx,
-            taken,
-            &unchecked.error,
-            unchecked.sha256,
-        ));
-        match fallback {
-            Fallback::Nothing | Fallback::Pass => {
-                self.debug(response, unchecked.error.reason(), None)
-            }
+        match self.fail_mode(&cx, unchecked) {
+            Fallback::Nothing | Fallback::Pass => self.debug(response, reason, None),
             Fallback::Refuse => {
                 if let Some(body) = response.body() {
                     let _ = body.cancel();
@@ -672,11 +747,23 @@ impl Scope {
         }
     }
 
+    /// The event context of an upload: the part's field and file name when
+    /// one image is meant, none for the body as a whole.
+    fn upload_context(&self, part: Option<&FormImage<'_>>) -> EventContext {
+        self.event_context(
+            Direction::Upload,
+            part.and_then(|p| p.field.clone()),
+            part.and_then(|p| p.filename.clone()),
+        )
+    }
+
     /// Phase: upload. Reads the body of any request that has one (from a
     /// clone), decodes it, and checks every image an origin could extract
-    /// from it ([`upload`]) before anything reaches the origin.
+    /// from it ([`upload`]) before anything reaches the origin: the first
+    /// match on a `block` route answers 451; otherwise a body read only in
+    /// part, or else the first image that could not be checked, meets the
+    /// fail mode; otherwise the origin gets the same bytes.
     async fn check_upload(&self, request: &Request) -> Result<Upload, JsValue> {
-        let origin = self.config.origin.as_deref();
         let headers = request.headers();
         let content_type = header(&headers, "content-type");
         let content_encoding = header(&headers, "content-encoding");
@@ -686,109 +773,53 @@ impl Scope {
             content_encoding.as_deref(),
         );
         let UploadPlan::Read(inspect) = plan else {
-            return Ok(Upload::Forward(origin::upstream(request, origin)?));
+            return self.forward(request, None);
         };
 
+        // Phase: read (a clone; the request's body goes on untouched).
         let probe = request.clone()?;
-        let mut held = Reservation::new(self.config.policy.memory);
-        let read = body::read(
-            probe.body(),
-            ReadPlan {
-                inspect,
-                declared: content_length(&headers),
-                exact: length_is_exact(&headers),
-                cap: self.route.max_bytes,
-                codings: &[],
-                worth_reading: upload::worth_reading,
-            },
-            &mut held,
-        )
-        .await;
-        let bytes = match read {
-            Ok(BodyRead::NotImage) => {
-                return Ok(Upload::Forward(origin::upstream(request, origin)?))
-            }
-            Ok(BodyRead::Complete(bytes)) => bytes,
+        let plan = self.read_plan(inspect, &headers, &[], upload::worth_reading);
+        let held = match self.read(probe.body(), plan).await {
+            Ok(None) => return self.forward(request, None),
+            Ok(Some(held)) => held,
             Err(error) => {
-                return self.fail_upload(
-                    request,
-                    Unchecked {
-                        error,
-                        sha256: None,
-                    },
-                    None,
-                )
+                let cx = self.upload_context(None);
+                return self.fail_upload(request, &cx, Unchecked::unread(error), None);
             }
         };
+        let bytes = held.bytes.as_slice();
 
         // The body as the origin would read it, and every image in it.
         let decoded = match encoding::applied(content_encoding.as_deref()).and_then(|codings| {
             if codings.is_empty() {
-                Ok(std::borrow::Cow::Borrowed(bytes.as_slice()))
+                Ok(std::borrow::Cow::Borrowed(bytes))
             } else {
-                encoding::decode(bytes.clone(), &codings, self.route.max_bytes)
+                encoding::decode(bytes.to_vec(), &codings, self.route.max_bytes)
                     .map(std::borrow::Cow::Owned)
             }
         }) {
             Ok(decoded) => decoded,
             Err(e) => {
-                let unchecked = Unchecked {
-                    error: e.into(),
-                    sha256: None,
-                };
-                return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
+                let cx = self.upload_context(None);
+                return self.fail_upload(request, &cx, Unchecked::unread(e), Some(bytes));
             }
         };
         let findings = upload::find_images(content_type.as_deref(), &decoded);
-        let images = findings
-            .images
-            .iter()
-            .map(|i| (i.field.clone(), i.filename.clone(), &*i.bytes));
         let keep = &self.config.policy.evidence_headers;
 
-        let mut failure: Option<(Unchecked, Option<String>, Option<String>)> = None;
-        for (field, filename, image) in images {
-            let checked = self.check_image(image).await;
-            if let Ok(checked) = &checked {
-                let who = evidence::uploader(request, keep, field.clone(), filename.clone());
-                self.preserve(image, checked, None, Some(who));
-            }
-            match checked {
-                Ok(Checked {
-                    verdict: Verdict::Match(matches),
-                    image: summary,
-                    cached,
-                }) => {
-                    let cx = self.event_context(Direction::Upload, field, filename);
-                    self.record_match(&cx, &matches, cached);
-                    self.emit(Event::matched(
-                        uuid(),
-                        now_ms(),
-                        &cx,
-                        self.route.action,
-                        &summary,
-                        &matches,
-                        cached,
-                    ));
-                    if self.route.action == Action::Block {
-                        let link = respond::blocked_by_link(
-                            self.config.policy.blocked_by.as_deref(),
-                            &self.url,
-                        );
-                        return Ok(Upload::Refused(respond::unavailable_for_legal_reasons(
-                            &link,
-                            &self.request_id,
-                            true,
-                            self.block_message(&matches),
-                        )?));
-                    }
-                }
-                Ok(_) => {}
-                Err(unchecked) => {
+        // Phases: check, outcome, for each image.
+        let mut first_failure: Option<(&FormImage<'_>, Unchecked)> = None;
+        for part in &findings.images {
+            let cx = self.upload_context(Some(part));
+            let who = evidence::uploader(request, keep, part.field.clone(), part.filename.clone());
+            match self.judge(&part.bytes, &cx, None, Some(who)).await? {
+                Outcome::Blocked { answer, .. } => return Ok(Upload::Refused(answer)),
+                Outcome::Clean { .. } | Outcome::Flagged(_) => {}
+                Outcome::Unchecked(unchecked) => {
                     let nothing =
                         verdict::fallback(&self.route, &unchecked.error) == Fallback::Nothing;
-                    if failure.is_none() && !nothing {
-                        failure = Some((unchecked, field, filename));
+                    if first_failure.is_none() && !nothing {
+                        first_failure = Some((part, unchecked));
                     }
                 }
             }
@@ -796,69 +827,40 @@ impl Scope {
         // A body read only in part is reported as such, before what its
         // parts' checks found.
         if let Some(error) = findings.unreadable {
-            let unchecked = Unchecked {
-                error: error.into(),
-                sha256: None,
-            };
-            return self.fail_upload(request, unchecked, Some((None, None, &bytes)));
+            let cx = self.upload_context(None);
+            return self.fail_upload(request, &cx, Unchecked::unread(error), Some(bytes));
         }
-        if let Some((unchecked, field, filename)) = failure {
-            return self.fail_upload(request, unchecked, Some((field, filename, &bytes)));
+        if let Some((part, unchecked)) = first_failure {
+            let cx = self.upload_context(Some(part));
+            return self.fail_upload(request, &cx, unchecked, Some(bytes));
         }
-        Ok(Upload::Forward(origin::upstream_with_body(
-            request, origin, &bytes,
-        )?))
+        self.forward(request, Some(bytes))
     }
 
-    /// The fail mode, for an upload that could not be checked. `read` is
-    /// the part's name and the whole body, when the body was read.
+    /// The fail mode ([`Scope::fail_mode`]), for an upload: forwarded
+    /// (`body`: the bytes read, when they were) or refused with a 503.
     fn fail_upload(
         &self,
         request: &Request,
+        cx: &EventContext,
         unchecked: Unchecked,
-        read: Option<(Option<String>, Option<String>, &[u8])>,
+        body: Option<&[u8]>,
     ) -> Result<Upload, JsValue> {
-        let fallback = verdict::fallback(&self.route, &unchecked.error);
-        let taken = match fallback {
-            Fallback::Pass | Fallback::Nothing => ActionTaken::Passed,
-            Fallback::Refuse => ActionTaken::Refused,
-        };
-        let (field, filename, body) = match read {
-            Some((field, filename, body)) => (field, filename, Some(body)),
-            None => (None, None, None),
-        };
-        let cx = self.event_context(Direction::Upload, field, filename);
-        telemetry::record(
-            &self.env,
-            telemetry::unscanned(
-                &cx,
-                taken,
-                unchecked.error.reason(),
-                &unchecked.error.to_string(),
-            ),
-        );
-        if fallback != Fallback::Nothing {
-            self.emit(Event::unscanned(
-                uuid(),
-                now_ms(),
-                &cx,
-                taken,
-                &unchecked.error,
-                unchecked.sha256,
-            ));
+        match self.fail_mode(cx, unchecked) {
+            Fallback::Refuse => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
+            Fallback::Nothing | Fallback::Pass => self.forward(request, body),
         }
-        match (fallback, body) {
-            (Fallback::Refuse, _) => Ok(Upload::Refused(respond::not_checked(&self.request_id)?)),
-            (_, Some(body)) => Ok(Upload::Forward(origin::upstream_with_body(
-                request,
-                self.config.origin.as_deref(),
-                body,
-            )?)),
-            (_, None) => Ok(Upload::Forward(origin::upstream(
-                request,
-                self.config.origin.as_deref(),
-            )?)),
-        }
+    }
+
+    /// The request for the origin: with `body`, the bytes that were read
+    /// and checked, so the origin sees exactly those with their
+    /// `Content-Length` ([`origin::upstream_with_body`]).
+    fn forward(&self, request: &Request, body: Option<&[u8]>) -> Result<Upload, JsValue> {
+        let origin = self.config.origin.as_deref();
+        Ok(Upload::Forward(match body {
+            Some(body) => origin::upstream_with_body(request, origin, body)?,
+            None => origin::upstream(request, origin)?,
+        }))
     }
 
     /// The log line and counter of a match ([`telemetry`]).
