@@ -27,7 +27,8 @@ pub enum IndexCommand {
     /// Turn one list entry off without rebuilding (edits the overrides
     /// value `hg2/overrides` the worker reads).
     Disable(crate::overrides_cmd::OverrideArgs),
-    /// Turn a disabled (or suspended) entry on again.
+    /// Turn a disabled entry on again; a suspended one (flood guard) is
+    /// marked reviewed, so the guard does not suspend it again.
     Enable(crate::overrides_cmd::OverrideArgs),
 }
 

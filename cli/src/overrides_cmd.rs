@@ -54,20 +54,18 @@ pub fn run(args: OverrideArgs, disable: bool) -> anyhow::Result<ExitCode> {
     let now_unix = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let decision = EntryOverride {
+        list: list.clone(),
+        kind: args.kind.name().to_owned(),
+        hash: hash.clone(),
+        state: EntryState::Disabled,
+        at: humantime::format_rfc3339_seconds(now).to_string(),
+        by: args.by,
+        reason: args.reason,
+    };
     if disable {
-        overrides.turn_off(
-            EntryOverride {
-                list: list.clone(),
-                kind: args.kind.name().to_owned(),
-                hash: hash.clone(),
-                state: EntryState::Disabled,
-                at: humantime::format_rfc3339_seconds(now).to_string(),
-                by: args.by,
-                reason: args.reason,
-            },
-            now_unix,
-        );
-    } else if !overrides.turn_on(&list, args.kind.name(), &hash, now_unix) {
+        overrides.turn_off(decision, now_unix);
+    } else if !overrides.turn_on(decision, now_unix) {
         bail!(
             "{}: {list} {} {hash} is not turned off",
             args.file.display(),

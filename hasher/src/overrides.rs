@@ -13,8 +13,11 @@
 //!               "at": "2026-01-01T00:00:00Z", "by": "who", "reason": "..."}]}
 //! ```
 //!
-//! * `entries` turn one list entry off (`disabled` by a person, `suspended`
-//!   by the flood guard): no image matches it any more.
+//! * `entries` turn one list entry off: `disabled` by a person, no image
+//!   matches it any more; `suspended` by the worker's flood guard, its
+//!   matches are still sightings but only flagged, never blocked, until a
+//!   person decides; `reviewed` when a person turned a suspended entry on
+//!   again (it matches as usual and the flood guard leaves it alone).
 //! * `allowed` clears one image (a false positive) for one list, or for
 //!   every list with `"*"`: an image whose SHA-256 equals `sha256` is never
 //!   a match on that list. `pdq` records which image it was; matching is by
@@ -69,8 +72,11 @@ pub enum OverridesError {
 pub enum EntryState {
     /// Turned off by a person.
     Disabled,
-    /// Turned off by the flood guard.
+    /// Suspended by the flood guard: still matched, only flagged.
     Suspended,
+    /// On: a person reviewed a suspension and kept the entry; the flood
+    /// guard leaves it alone from then on.
+    Reviewed,
 }
 
 /// A list entry turned off.
@@ -209,15 +215,21 @@ impl Overrides {
         })
     }
 
-    /// Whether a list entry is turned off.
-    pub fn is_entry_off(&self, list: &str, kind: &str, hash: &str) -> bool {
+    /// How a list entry is turned off, if it is.
+    pub fn entry_state(&self, list: &str, kind: &str, hash: &str) -> Option<EntryState> {
         self.entries
             .iter()
-            .any(|e| e.list == list && e.kind == kind && e.hash.eq_ignore_ascii_case(hash))
+            .find(|e| e.list == list && e.kind == kind && e.hash.eq_ignore_ascii_case(hash))
+            .map(|e| e.state)
+    }
+
+    /// Whether a list entry is disabled (matches nothing).
+    pub fn is_entry_off(&self, list: &str, kind: &str, hash: &str) -> bool {
+        self.entry_state(list, kind, hash) == Some(EntryState::Disabled)
     }
 
     /// The matches of the image with SHA-256 `sha256` that still count:
-    /// those on entries not turned off, on lists the image is not cleared
+    /// those on entries not disabled, on lists the image is not cleared
     /// on. Order (closest first) is kept; empty means the image is clean.
     pub fn apply(&self, sha256: &str, matches: Vec<MatchRecord>) -> Vec<MatchRecord> {
         if self.is_empty() {
@@ -229,6 +241,15 @@ impl Overrides {
                 !self.is_allowed(&m.list, sha256) && !self.is_entry_off(&m.list, &m.kind, &m.hash)
             })
             .collect()
+    }
+
+    /// Whether every one of `matches` is on a suspended entry: the image
+    /// is then flagged, not blocked. False for no matches.
+    pub fn only_suspended(&self, matches: &[MatchRecord]) -> bool {
+        !matches.is_empty()
+            && matches
+                .iter()
+                .all(|m| self.entry_state(&m.list, &m.kind, &m.hash) == Some(EntryState::Suspended))
     }
 
     /// Adds (or replaces, for the same list and image) an `allowed` entry.
@@ -255,16 +276,33 @@ impl Overrides {
         was_on
     }
 
-    /// Turns a list entry on again. Returns whether it was off.
-    pub fn turn_on(&mut self, list: &str, kind: &str, hash: &str, now_unix: u64) -> bool {
-        let before = self.entries.len();
-        self.entries
-            .retain(|e| !(e.list == list && e.kind == kind && e.hash.eq_ignore_ascii_case(hash)));
-        let was_off = self.entries.len() != before;
-        if was_off {
-            self.touch(now_unix);
+    /// Turns a list entry on again, as `decision` says (its list, type,
+    /// hash, who, when, why): a disabled entry is removed, a suspended one
+    /// becomes [`EntryState::Reviewed`] so the flood guard does not
+    /// suspend it again. Returns whether it was off.
+    pub fn turn_on(&mut self, decision: EntryOverride, now_unix: u64) -> bool {
+        let same = |e: &EntryOverride| {
+            e.list == decision.list
+                && e.kind == decision.kind
+                && e.hash.eq_ignore_ascii_case(&decision.hash)
+        };
+        let Some(at) = self.entries.iter().position(same) else {
+            return false;
+        };
+        match self.entries[at].state {
+            EntryState::Reviewed => return false,
+            EntryState::Disabled => {
+                self.entries.remove(at);
+            }
+            EntryState::Suspended => {
+                let mut reviewed = decision;
+                reviewed.hash.make_ascii_lowercase();
+                reviewed.state = EntryState::Reviewed;
+                self.entries[at] = reviewed;
+            }
         }
-        was_off
+        self.touch(now_unix);
+        true
     }
 
     /// Moves `updated_unix` forward: strictly increasing even when this
@@ -368,6 +406,75 @@ mod tests {
         );
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].kind, "md5");
+    }
+
+    #[test]
+    fn a_suspended_entry_still_matches_but_only_flags() {
+        let mut o = Overrides::default();
+        o.turn_off(
+            EntryOverride {
+                list: "demo".into(),
+                kind: "pdq".into(),
+                hash: PDQ.to_uppercase(),
+                state: EntryState::Suspended,
+                at: "t".into(),
+                by: "flood-guard".into(),
+                reason: String::new(),
+            },
+            1,
+        );
+        let md5 = m("demo", "md5", &"d".repeat(32));
+        let left = o.apply(OTHER, vec![m("demo", "pdq", PDQ), md5.clone()]);
+        assert_eq!(left.len(), 2, "suspension removes no match");
+        assert!(!o.only_suspended(&left), "the md5 entry still blocks");
+        assert!(o.only_suspended(&left[..1]));
+        assert!(!o.only_suspended(&[]));
+        assert_eq!(
+            o.entry_state("demo", "pdq", PDQ),
+            Some(EntryState::Suspended)
+        );
+        let decision = EntryOverride {
+            list: "demo".into(),
+            kind: "pdq".into(),
+            hash: PDQ.into(),
+            state: EntryState::Disabled,
+            at: "t2".into(),
+            by: "reviewer".into(),
+            reason: "a real list entry".into(),
+        };
+        assert!(o.turn_on(decision.clone(), 2));
+        assert_eq!(
+            o.entry_state("demo", "pdq", PDQ),
+            Some(EntryState::Reviewed),
+            "kept on, and the guard leaves it alone"
+        );
+        assert_eq!(o.apply(OTHER, vec![m("demo", "pdq", PDQ)]).len(), 1);
+        assert!(!o.only_suspended(&[m("demo", "pdq", PDQ)]));
+        assert!(!o.turn_on(decision.clone(), 3));
+        // A disabled entry turned on is simply gone.
+        o.turn_off(decision.clone(), 4);
+        assert!(o.turn_on(decision, 5));
+        assert_eq!(o.entry_state("demo", "pdq", PDQ), None);
+    }
+
+    #[test]
+    fn updated_unix_only_moves_forward() {
+        let mut o = Overrides {
+            updated_unix: 500,
+            ..Overrides::default()
+        };
+        o.allow(
+            Allowed {
+                list: "*".into(),
+                sha256: OTHER.into(),
+                pdq: None,
+                at: "t".into(),
+                by: "w".into(),
+                reason: String::new(),
+            },
+            100,
+        );
+        assert_eq!(o.updated_unix, 501);
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn main() {
             route: "r2://user-uploads/*".into(),
             direction: "stored".into(),
             pdq: Some(rng.hex(32)),
+            pdq_quality: Some(100),
             md5: Some(rng.hex(16)),
             sha1: Some(rng.hex(20)),
             sha256: Some(rng.hex(32)),

@@ -52,3 +52,14 @@ CREATE TABLE IF NOT EXISTS retro_passes (
   done INTEGER NOT NULL DEFAULT 0,
   started_ms INTEGER NOT NULL
 );
+
+-- The flood guard (worker/src/flood_guard.rs): one row per list entry and
+-- distinct image it matched; rows older than the guard's window are pruned.
+CREATE TABLE IF NOT EXISTS entry_images (
+  list TEXT NOT NULL,
+  type TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  seen_ms INTEGER NOT NULL,
+  PRIMARY KEY (list, type, hash, sha256)
+);

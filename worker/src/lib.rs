@@ -37,6 +37,7 @@ pub mod encoding;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod flood_guard;
 pub mod hash_log;
 pub mod logging;
 pub mod multipart;
@@ -65,8 +66,8 @@ pub mod verdict_cache;
 mod runtime;
 #[cfg(target_arch = "wasm32")]
 use runtime::{
-    body, config, consumer, current_index, digests, intercept, lookup, overrides_store, ranged,
-    shared_verdicts, stored, stored_admin,
+    body, config, consumer, current_index, digests, flood, intercept, lookup, overrides_store,
+    ranged, shared_verdicts, stored, stored_admin,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -105,6 +106,11 @@ mod glue {
         crate::outbox::drain_marked_and_log(&env).await;
         crate::evidence::drain_and_log(&env).await;
         crate::reporting::run_due_and_log(&env).await;
+        if let Ok(config) = crate::config::load(&env).await {
+            if let Err(e) = crate::flood::prune(&env, config.policy.flood_guard).await {
+                crate::runtime::log_warn(&format!("hashgate: {e}"));
+            }
+        }
         // A new index generation: match the hash log against what it added.
         if let Err(e) = crate::stored::check_generation(&env).await {
             crate::runtime::log_warn(&format!("hashgate: retroactive check failed: {e}"));

@@ -47,6 +47,10 @@
 //!   a list without one gets the CSAM wording of [`crate::respond`];
 //! * `console`: the console for the people on duty, see
 //!   [`crate::console::settings`].
+//! * `flood_guard` (default `{"max_images": 100, "window_seconds": 3600}`):
+//!   a list entry that matches more distinct images than that within the
+//!   window is suspended (flagged, not blocked) for review, see
+//!   [`crate::flood_guard`]; `max_images: 0` turns it off.
 //! * `stored` (default none): rules for objects in R2 buckets, per bucket
 //!   and key prefix, see [`crate::stored_policy`].
 //!
@@ -274,6 +278,9 @@ pub struct Policy {
     pub evidence_headers: Vec<String>,
     /// Stored content: per R2 bucket and prefix ([`crate::stored_policy`]).
     pub stored: crate::stored_policy::StoredPolicy,
+    /// Entries that match too many distinct images are suspended
+    /// ([`crate::flood_guard`]).
+    pub flood_guard: crate::flood_guard::FloodGuard,
 }
 
 /// Why a policy was refused.
@@ -322,6 +329,8 @@ pub enum PolicyError {
     /// The `stored` section (R2 buckets), see [`crate::stored_policy`].
     #[error(transparent)]
     Stored(#[from] crate::stored_policy::StoredError),
+    #[error(transparent)]
+    FloodGuard(#[from] crate::flood_guard::FloodGuardError),
 }
 
 /// What is wrong with one route.
@@ -408,6 +417,8 @@ struct PolicyDoc {
     #[serde(default)]
     console: Option<ConsoleDoc>,
     evidence: Option<EvidenceDoc>,
+    #[serde(default)]
+    flood_guard: Option<crate::flood_guard::FloodGuardDoc>,
 }
 
 #[derive(Deserialize)]
@@ -651,8 +662,10 @@ impl Policy {
             evidence_headers.push(name.to_ascii_lowercase());
         }
         let stored = crate::stored_policy::StoredPolicy::validate(doc.stored)?;
+        let flood_guard = crate::flood_guard::FloodGuard::from_doc(doc.flood_guard)?;
         Ok(Policy {
             stored,
+            flood_guard,
             routes,
             blocked_by: doc.blocked_by,
             cache,
@@ -688,6 +701,7 @@ impl Policy {
                 console: None,
                 evidence_headers: Vec::new(),
                 stored: Default::default(),
+                flood_guard: Default::default(),
             },
         }
     }

@@ -51,6 +51,8 @@ pub enum Action {
     Note,
     /// A blurred greyscale rendering of the image was asked for.
     Reveal,
+    /// The flood guard suspended a list entry (never a person's action).
+    Suspend,
 }
 
 impl Action {
@@ -61,6 +63,7 @@ impl Action {
             Action::Release => "release",
             Action::Note => "note",
             Action::Reveal => "reveal",
+            Action::Suspend => "suspend",
         }
     }
 
@@ -207,7 +210,7 @@ impl Review {
             Action::Confirm => Some(ReviewState::Confirmed),
             Action::FalsePositive => Some(ReviewState::FalsePositive),
             Action::Release => Some(ReviewState::Released),
-            Action::Note | Action::Reveal => None,
+            Action::Note | Action::Reveal | Action::Suspend => None,
         };
         if let Some(state) = state {
             self.state = state;

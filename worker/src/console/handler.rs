@@ -862,7 +862,8 @@ async fn act(
             // not built; docs/console.md).
             detail = "reveal asked; no rendering is served".to_owned();
         }
-        Action::Note => {}
+        // Not a person's action: from_name never yields it.
+        Action::Note | Action::Suspend => {}
     }
     let review = sighting
         .review

@@ -4,7 +4,9 @@
 //! 1. merge it into its record in `REPORTS` ([`crate::report`]): create,
 //!    or count one more sighting; a redelivered event changes nothing;
 //! 2. write the record with a one-year expiration (30 days for unscanned);
-//! 3. if the record has not been notified and its route has a webhook, post
+//! 3. count the images each matched entry matched, for the flood guard
+//!    ([`crate::flood_guard`]);
+//! 4. if the record has not been notified and its route has a webhook, post
 //!    the signed notification ([`crate::notify`]); on success, mark the
 //!    record notified.
 //!
@@ -100,11 +102,14 @@ async fn handle_event(env: &Env, message: &RawMessage) -> Result<(), String> {
     if merge == Merge::Created && event.kind == crate::events::EventKind::Match {
         auto_report(env, &event, &record.key).await?;
     }
+    let config = config::load(env).await.map_err(|e| e.to_string())?;
+    if merge != Merge::Duplicate {
+        crate::flood::count(env, config.policy.flood_guard, &event).await?;
+    }
     if record.notified_at.is_some() {
         return Ok(());
     }
     // Notify: the route's webhook, from the current policy.
-    let config = config::load(env).await.map_err(|e| e.to_string())?;
     let Some(webhook) = config
         .policy
         .route_by_pattern(&event.route)

@@ -242,14 +242,27 @@ struct Checked {
     image: ImageSummary,
     verdict: Verdict,
     cached: bool,
+    /// Every match is on an entry the flood guard suspended: flagged, not
+    /// blocked, whatever the route's action ([`crate::flood_guard`]).
+    flag_only: bool,
 }
 
 impl Checked {
+    /// What is done about a match: the route's action, or only a flag.
+    fn action(&self, route: &Route) -> Action {
+        if self.flag_only {
+            Action::Flag
+        } else {
+            route.action
+        }
+    }
+
     fn remembered(hit: Cached) -> Self {
         Checked {
             image: hit.image,
             verdict: hit.verdict,
             cached: true,
+            flag_only: false,
         }
     }
 }
@@ -360,7 +373,7 @@ impl Scope {
             } else {
                 Direction::Response
             },
-            action: self.route.action,
+            action: checked.action(&self.route),
             // An upload's part has no trusted type: the sniffed format's.
             content_type: content_type.or_else(|| Some(format!("image/{}", checked.image.format))),
             matches: matches.clone(),
@@ -371,8 +384,9 @@ impl Scope {
 
     /// Phases generation -> remembered -> hash -> look up -> verdict for one
     /// image, then the overrides in force (read only for a match): an
-    /// entry turned off or an image cleared on a list is no match there,
-    /// whether the verdict was remembered or new.
+    /// entry disabled or an image cleared on a list is no match there, an
+    /// image matched only by suspended entries is only flagged, whether
+    /// the verdict was remembered or new.
     async fn check_image(&self, bytes: &[u8]) -> Result<Checked, Unchecked> {
         let mut checked = self.check_image_unfiltered(bytes).await?;
         if let Verdict::Match(matches) = &checked.verdict {
@@ -383,6 +397,7 @@ impl Scope {
             )
             .await;
             let left = overrides.apply(&checked.image.sha256, matches.clone());
+            checked.flag_only = overrides.only_suspended(&left);
             checked.verdict = if left.is_empty() {
                 Verdict::Clean
             } else {
@@ -440,6 +455,7 @@ impl Scope {
             image: verdict::summarize(&hashes),
             verdict: verdict::verdict(&matches, &hashes),
             cached: false,
+            flag_only: false,
         };
         let value = Cached {
             image: checked.image.clone(),
@@ -526,17 +542,18 @@ impl Scope {
                 cached: checked.cached,
             });
         };
-        self.record_match(cx, matches, checked.cached);
+        let action = checked.action(&self.route);
+        self.record_match(cx, matches, checked.cached, action);
         self.emit(Event::matched(
             uuid(),
             now_ms(),
             cx,
-            self.route.action,
+            action,
             &checked.image,
             matches,
             checked.cached,
         ));
-        match self.route.action {
+        match action {
             Action::Flag => Ok(Outcome::Flagged(checked)),
             Action::Block => {
                 let answer = self.blocked(cx, matches)?;
@@ -869,8 +886,9 @@ impl Scope {
         cx: &EventContext,
         matches: &[hashgate::matching::MatchRecord],
         cached: bool,
+        action: Action,
     ) {
-        let taken = match self.route.action {
+        let taken = match action {
             Action::Block => ActionTaken::Blocked,
             Action::Flag => ActionTaken::Flagged,
         };

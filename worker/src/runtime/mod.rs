@@ -13,7 +13,8 @@
 //!   with the generation;
 //! * [`stored`] and [`stored_admin`]: objects in R2 buckets (notifications,
 //!   backfills, retroactive passes) and their admin endpoints;
-//! * [`consumer`]: the queue handler; [`config`]: bindings and the policy.
+//! * [`consumer`]: the queue handler, with [`flood`] (the flood guard's
+//!   counts); [`config`]: bindings and the policy.
 //!
 //! This file itself holds the small bridges to the JavaScript host: clock,
 //! ids, errors, memory, and reading headers, so that the rest of the
@@ -24,6 +25,7 @@ pub mod config;
 pub mod consumer;
 pub mod current_index;
 pub mod digests;
+pub mod flood;
 pub mod intercept;
 pub mod lookup;
 pub mod overrides_store;
