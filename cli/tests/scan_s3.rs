@@ -72,7 +72,9 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// One unsigned request (moto does not check signatures); the status.
+    /// One request; the status. moto does not check signatures, but takes
+    /// a request with no `Authorization` as anonymous, which may create
+    /// an object and not replace it.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("moto accepts");
         stream
@@ -81,7 +83,9 @@ impl Moto {
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
-             Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+             Content-Type: application/octet-stream\r\nConnection: close\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n\r\n",
             self.port,
             body.len()
         )
@@ -438,4 +442,9 @@ fn a_bucket_that_cannot_be_listed_stops_the_scan_with_status_2() {
         "s3://media/",
     ]);
     assert_eq!(plain.status.code(), Some(2), "{}", text(&plain.stderr));
+    assert!(
+        text(&plain.stderr).contains("--s3-allow-http"),
+        "{}",
+        text(&plain.stderr)
+    );
 }

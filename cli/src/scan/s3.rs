@@ -162,14 +162,15 @@ impl S3Source {
             store: Arc::new(store),
             page_size: connection.page_size.max(1),
         };
-        rt.block_on(source.page(None, 1)).with_context(|| {
-            format!(
-                "cannot list {} (check the bucket name, the endpoint (--s3-endpoint or \
-                 AWS_ENDPOINT_URL) and the credentials (AWS_ACCESS_KEY_ID, \
-                 AWS_SECRET_ACCESS_KEY))",
-                source.url
-            )
-        })?;
+        if let Err(e) = rt.block_on(source.page(None, 1)) {
+            bail!(
+                "cannot list {}: {} (check the bucket name, the endpoint (--s3-endpoint or \
+                 AWS_ENDPOINT_URL; --s3-allow-http for an http:// one) and the credentials \
+                 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY))",
+                source.url,
+                explain(&e)
+            );
+        }
         Ok(source)
     }
 
@@ -231,7 +232,7 @@ impl S3Source {
         let result = self
             .rt
             .block_on(self.store.get_opts(&object.key, options))
-            .map_err(|e| format!("cannot read: {e}"))?;
+            .map_err(|e| format!("cannot read: {}", explain(&e)))?;
         Ok(Body {
             rt: self.rt.clone(),
             stream: Some(result.into_stream()),
@@ -253,11 +254,14 @@ impl Lister<'_> {
         if self.done {
             return Ok(None);
         }
-        let (objects, token) = self
+        let page = self
             .source
             .rt
-            .block_on(self.source.page(self.token.take(), self.source.page_size))
-            .with_context(|| format!("listing {} failed", self.source.url))?;
+            .block_on(self.source.page(self.token.take(), self.source.page_size));
+        let (objects, token) = match page {
+            Ok(page) => page,
+            Err(e) => bail!("listing {} failed: {}", self.source.url, explain(&e)),
+        };
         if token.is_none() {
             self.done = true;
         } else if objects.is_empty() {
@@ -268,6 +272,31 @@ impl Lister<'_> {
         }
         self.token = token;
         Ok(Some(objects))
+    }
+}
+
+/// What went wrong, in one line: the innermost cause (the crate's errors
+/// repeat their sources in their text), with an S3 error body's code and
+/// message instead of its XML.
+fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut root = error;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let text = root.to_string();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find('<')?;
+        Some(&text[start..start + len])
+    };
+    match (text.find('<'), tag("Code")) {
+        (Some(at), Some(code)) => {
+            let status = text[..at].trim_end_matches([' ', ':']);
+            let message = tag("Message").unwrap_or("");
+            format!("{status}: {code}: {message}")
+        }
+        _ => text.lines().next().unwrap_or_default().to_owned(),
     }
 }
 
@@ -313,6 +342,37 @@ impl Read for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error whose text repeats its source's, as the crate's do.
+    #[derive(Debug)]
+    struct Wrapped(io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "listing failed: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_is_its_innermost_cause_and_an_s3_code() {
+        let body = "Server returned non-2xx status code: 404 Not Found: \
+                    <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code>\
+                    <Message>The specified bucket does not exist</Message>\
+                    <RequestId>x</RequestId></Error>";
+        assert_eq!(
+            explain(&Wrapped(io::Error::other(body))),
+            "Server returned non-2xx status code: 404 Not Found: NoSuchBucket: \
+             The specified bucket does not exist"
+        );
+        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(explain(&Wrapped(refused)), "Connection refused");
+    }
 
     #[test]
     fn urls_name_a_bucket_and_a_prefix() {
