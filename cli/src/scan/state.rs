@@ -137,7 +137,7 @@ impl StateWriter {
 mod tests {
     use super::*;
 
-    fn file(path: &str) -> Done {
+    fn finished(path: &str) -> Done {
         Done::File(PathBuf::from(path))
     }
 
@@ -156,8 +156,8 @@ mod tests {
         let path = dir.path().join("state");
         let (done, mut writer) = open(&path, &fingerprint()).unwrap();
         assert!(done.is_empty());
-        writer.record(&file("a/1.jpg")).unwrap();
-        writer.record(&file("b/\"quoted\".png")).unwrap();
+        writer.record(&finished("a/1.jpg")).unwrap();
+        writer.record(&finished("b/\"quoted\".png")).unwrap();
         writer.flush().unwrap();
         drop(writer);
         // A crash mid-write leaves a torn line.
@@ -167,12 +167,14 @@ mod tests {
 
         let (done, mut writer) = open(&path, &fingerprint()).unwrap();
         assert_eq!(done.len(), 2);
-        assert!(done.contains(&file("a/1.jpg")) && done.contains(&file("b/\"quoted\".png")));
-        writer.record(&file("c/3.jpg")).unwrap();
+        assert!(
+            done.contains(&finished("a/1.jpg")) && done.contains(&finished("b/\"quoted\".png"))
+        );
+        writer.record(&finished("c/3.jpg")).unwrap();
         writer.flush().unwrap();
         drop(writer);
         let (done, _) = open(&path, &fingerprint()).unwrap();
-        assert!(done.contains(&file("c/3.jpg")), "{done:?}");
+        assert!(done.contains(&finished("c/3.jpg")), "{done:?}");
     }
 
     #[test]
@@ -182,7 +184,7 @@ mod tests {
         let (_, mut writer) = open(&path, &fingerprint()).unwrap();
         let header = std::fs::read(&path).unwrap();
         for n in 0..2000 {
-            writer.record(&file(&format!("dir/{n}.jpg"))).unwrap();
+            writer.record(&finished(&format!("dir/{n}.jpg"))).unwrap();
         }
         assert_eq!(
             std::fs::read(&path).unwrap(),
