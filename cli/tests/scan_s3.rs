@@ -447,4 +447,21 @@ fn a_bucket_that_cannot_be_listed_stops_the_scan_with_status_2() {
         "{}",
         text(&plain.stderr)
     );
+
+    // Known limit (docs/service.md): a key the client cannot name fails its
+    // listing page. Found midway, it stops the scan with status 2 naming
+    // the key, after the lines of the pages before it; never in silence.
+    moto.create_bucket("odd");
+    for n in 0..7 {
+        moto.put("odd", &format!("k{n}.txt"), b"not an image");
+    }
+    moto.put("odd", "z//b.jpg", &fixture("photos/chelsea.jpg"));
+    let odd = scan(&moto, &index, &["--all", "s3://odd/"]);
+    assert_eq!(odd.status.code(), Some(2), "{}", text(&odd.stderr));
+    let stderr = text(&odd.stderr);
+    assert!(
+        stderr.contains("listing s3://odd/ failed") && stderr.contains("z//b.jpg"),
+        "{stderr}"
+    );
+    assert_eq!(by_object(&lines(&text(&odd.stdout))).len(), 7);
 }
