@@ -9,8 +9,9 @@ files, on this machine, in one run.
    it measures the client's overhead, not a real network's latency).
 2. Times `hashgate scan --all --no-progress` over the folder and over
    s3://bench/ (default --jobs for each: cores for files, at least 8 for an
-   object store), once to warm up, then REPEATS times interleaved; the best
-   run counts. Prints objects/s for both and their ratio.
+   object store; and s3 with -j cores, like for like), once to warm up,
+   then REPEATS times interleaved; the best run counts. Prints objects/s
+   for each and the ratio of s3 (default -j) to files.
 
 Run through scripts/bench-scan-s3.sh, which builds first. The moto server
 is stopped by its pid.
@@ -26,7 +27,7 @@ import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BIN = os.path.join(ROOT, "target", "release", "hashgate")
+BIN = os.environ.get("HASHGATE_BIN") or os.path.join(ROOT, "target", "release", "hashgate")
 WORK = os.path.join(ROOT, "target", "bench-scan-s3")
 SOURCES = [
     "photos/astronaut.jpg", "photos/camera.jpg", "photos/chelsea.jpg",
@@ -51,11 +52,11 @@ def put(port, path, body):
         sys.exit(f"PUT {path}: {status}")
 
 
-def scan(index, source, port):
+def scan(index, source, port, extra=()):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
     args = [BIN, "scan", "--index", index, "--all", "--no-progress",
-            "--s3-endpoint", f"http://127.0.0.1:{port}", "--s3-allow-http", source]
+            "--s3-endpoint", f"http://127.0.0.1:{port}", "--s3-allow-http", *extra, source]
     start = time.monotonic()
     done = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     elapsed = time.monotonic() - start
@@ -105,10 +106,13 @@ def main():
             total += len(body)
         print(f"{opts.objects} images, {total / 1e6:.1f} MB, as files and as objects in moto "
               f"(127.0.0.1), {os.cpu_count()} cores; best of {opts.repeats}")
-        best = {"files": float("inf"), "s3": float("inf")}
+        cores = str(os.cpu_count())
+        runs = (("files", files, ()), ("s3", "s3://bench/", ()),
+                ("s3 -j cores", "s3://bench/", ("-j", cores)))
+        best = {kind: float("inf") for kind, _, _ in runs}
         for run in range(opts.repeats + 1):
-            for kind, source in (("files", files), ("s3", "s3://bench/")):
-                elapsed, lines = scan(index, source, port)
+            for kind, source, extra in runs:
+                elapsed, lines = scan(index, source, port, extra)
                 if lines != opts.objects:
                     sys.exit(f"{kind}: {lines} lines for {opts.objects} inputs")
                 if run > 0:
@@ -116,6 +120,7 @@ def main():
         rate = {k: opts.objects / v for k, v in best.items()}
         print(f"  hashgate scan DIR            {rate['files']:8.1f} objects/s  ({best['files']:.2f} s)")
         print(f"  hashgate scan s3://bench/    {rate['s3']:8.1f} objects/s  ({best['s3']:.2f} s)")
+        print(f"    the same with -j {cores}         {rate['s3 -j cores']:8.1f} objects/s  ({best['s3 -j cores']:.2f} s)")
         print(f"  ratio s3 / files             {rate['s3'] / rate['files']:8.2f}")
     finally:
         moto.terminate()
