@@ -448,20 +448,30 @@ fn a_bucket_that_cannot_be_listed_stops_the_scan_with_status_2() {
         text(&plain.stderr)
     );
 
-    // Known limit (docs/service.md): a key the client cannot name fails its
-    // listing page. Found midway, it stops the scan with status 2 naming
-    // the key, after the lines of the pages before it; never in silence.
+    // A key the client cannot name (an empty segment) is one error line,
+    // wherever it falls in a page; the keys around it are scanned.
     moto.create_bucket("odd");
     for n in 0..7 {
         moto.put("odd", &format!("k{n}.txt"), b"not an image");
     }
-    moto.put("odd", "z//b.jpg", &fixture("photos/chelsea.jpg"));
+    moto.put("odd", "k7//b.jpg", &fixture("photos/chelsea.jpg"));
+    moto.put("odd", "k8.jpg", &fixture("photos/chelsea.jpg"));
+    moto.put("odd", "a//first.jpg", &fixture("photos/chelsea.jpg"));
     let odd = scan(&moto, &index, &["--all", "s3://odd/"]);
-    assert_eq!(odd.status.code(), Some(2), "{}", text(&odd.stderr));
-    let stderr = text(&odd.stderr);
-    assert!(
-        stderr.contains("listing s3://odd/ failed") && stderr.contains("z//b.jpg"),
-        "{stderr}"
-    );
-    assert_eq!(by_object(&lines(&text(&odd.stdout))).len(), 7);
+    assert_eq!(odd.status.code(), Some(1), "{}", text(&odd.stderr));
+    let found = by_object(&lines(&text(&odd.stdout)));
+    assert_eq!(found.len(), 10, "{found:#?}");
+    for key in ["a//first.jpg", "k7//b.jpg"] {
+        let line = &found[&format!("s3://odd/{key}")];
+        assert_eq!(line["status"], "error", "{line}");
+        assert!(
+            line["error"]
+                .as_str()
+                .unwrap()
+                .contains("empty path segment"),
+            "{line}"
+        );
+    }
+    assert_eq!(found["s3://odd/k8.jpg"]["status"], "match");
+    assert_eq!(found["s3://odd/k6.txt"]["status"], "skipped");
 }

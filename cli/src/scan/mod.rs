@@ -157,6 +157,11 @@ enum Source {
 enum Found {
     Walked(walk::Found),
     Object(Arc<s3::S3Source>, s3::Object),
+    /// A key the store lists but the client cannot name (an error line).
+    Unnamable {
+        url: String,
+        error: String,
+    },
 }
 
 /// A checked input on its way to the writer.
@@ -297,12 +302,25 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                                     break 'sources;
                                 }
                             };
-                            for object in page {
-                                let done = name::Done::Object {
-                                    url: object.url(),
-                                    version: object.version.clone(),
+                            for listed in page {
+                                let (done, item) = match listed {
+                                    s3::Listed::Object(object) => (
+                                        name::Done::Object {
+                                            url: object.url(),
+                                            version: object.version.clone(),
+                                        },
+                                        Found::Object(Arc::clone(store), object),
+                                    ),
+                                    // No ETag to tell versions apart.
+                                    s3::Listed::Unnamable { url, error } => (
+                                        name::Done::Object {
+                                            url: url.clone(),
+                                            version: String::new(),
+                                        },
+                                        Found::Unnamable { url, error },
+                                    ),
                                 };
-                                if !visit(done, Found::Object(Arc::clone(store), object)) {
+                                if !visit(done, item) {
                                     break 'sources;
                                 }
                             }
@@ -344,6 +362,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                             },
                         },
                         name: name::InputName::object(object.url(), object.version),
+                    },
+                    Ok(Found::Unnamable { url, error }) => Checked {
+                        name: name::InputName::object(url, String::new()),
+                        outcome: Outcome::Failed {
+                            kind: "unreadable",
+                            error,
+                        },
                     },
                 };
                 if done_tx.send(checked).is_err() {

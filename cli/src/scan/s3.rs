@@ -9,7 +9,10 @@
 //!
 //! Why it looks like this:
 //! - Listing goes page by page ([`Lister`]): only one page of keys (at
-//!   most `--s3-page-size`) is held at a time, however large the bucket.
+//!   most `--s3-page-size`) is held at a time, however large the bucket. A
+//!   key the client cannot name fails its whole page in `object_store`; the
+//!   lister narrows the page down to it, reports it as one error line and
+//!   goes on after it, so one uploaded key cannot stop a bucket's scan.
 //! - The scan's workers are threads, as for files; each fetches one object
 //!   at a time on a shared tokio runtime and reads its body as a
 //!   [`std::io::Read`] ([`Body`]), so an object goes through the very check a
@@ -162,14 +165,17 @@ impl S3Source {
             store: Arc::new(store),
             page_size: connection.page_size.max(1),
         };
-        if let Err(e) = rt.block_on(source.page(None, 1)) {
-            bail!(
-                "cannot list {}: {} (check the bucket name, the endpoint (--s3-endpoint or \
-                 AWS_ENDPOINT_URL; --s3-allow-http for an http:// one) and the credentials \
-                 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY))",
-                source.url,
-                explain(&e)
-            );
+        if let Err(e) = rt.block_on(source.page(&Start::First, 1)) {
+            // A key the client cannot name is the lister's to report.
+            if unnamable(&e).is_err() {
+                bail!(
+                    "cannot list {}: {} (check the bucket name, the endpoint (--s3-endpoint or \
+                     AWS_ENDPOINT_URL; --s3-allow-http for an http:// one) and the credentials \
+                     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY))",
+                    source.url,
+                    explain(&e)
+                );
+            }
         }
         Ok(source)
     }
@@ -178,16 +184,21 @@ impl S3Source {
     pub fn lister(&self) -> Lister<'_> {
         Lister {
             source: self,
-            token: None,
+            start: Start::First,
             done: false,
         }
     }
 
     async fn page(
         &self,
-        token: Option<String>,
+        start: &Start,
         max_keys: usize,
     ) -> object_store::Result<(Vec<Object>, Option<String>)> {
+        let (page_token, offset) = match start {
+            Start::First => (None, None),
+            Start::Token(token) => (Some(token.clone()), None),
+            Start::After(key) => (None, Some(key.clone())),
+        };
         let prefix = (!self.url.prefix.is_empty()).then_some(self.url.prefix.as_str());
         let page = self
             .store
@@ -195,7 +206,8 @@ impl S3Source {
                 prefix,
                 PaginatedListOptions {
                     max_keys: Some(max_keys),
-                    page_token: token,
+                    page_token,
+                    offset,
                     ..PaginatedListOptions::default()
                 },
             )
@@ -241,37 +253,90 @@ impl S3Source {
     }
 }
 
+/// Where the next listing request starts.
+enum Start {
+    First,
+    /// The continuation token of the page before.
+    Token(String),
+    /// Just after a key (S3's `start-after`): past one the client cannot
+    /// name, where the failed request left no token.
+    After(String),
+}
+
+/// One entry of a listing.
+pub enum Listed {
+    Object(Object),
+    /// A key the client cannot name (`object_store` refuses empty, `.`
+    /// and `..` segments): its `s3://` URL and why, for an error line.
+    Unnamable {
+        url: String,
+        error: String,
+    },
+}
+
+/// The key of a listing error caused by a key the client cannot name, or
+/// the error itself.
+fn unnamable(error: &object_store::Error) -> Result<String, &object_store::Error> {
+    use object_store::path::Error as KeyError;
+    match error {
+        object_store::Error::InvalidPath {
+            source: KeyError::EmptySegment { path } | KeyError::BadSegment { path, .. },
+        } => Ok(path.clone()),
+        other => Err(other),
+    }
+}
+
 /// Lists a source page by page.
+///
+/// A key the client cannot name fails the whole page it is in, so such a
+/// page is asked for again with half as many keys until the keys before
+/// it come back, and then the key alone is reported ([`Listed::Unnamable`])
+/// and listing goes on just after it: one such key costs about log2(page
+/// size) extra requests and one error line, never the rest of the bucket.
 pub struct Lister<'a> {
     source: &'a S3Source,
-    token: Option<String>,
+    start: Start,
     done: bool,
 }
 
 impl Lister<'_> {
     /// The next page of objects, `Ok(None)` after the last.
-    pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<Object>>> {
+    pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<Listed>>> {
         if self.done {
             return Ok(None);
         }
-        let page = self
-            .source
-            .rt
-            .block_on(self.source.page(self.token.take(), self.source.page_size));
-        let (objects, token) = match page {
-            Ok(page) => page,
-            Err(e) => bail!("listing {} failed: {}", self.source.url, explain(&e)),
-        };
-        if token.is_none() {
-            self.done = true;
-        } else if objects.is_empty() {
-            bail!(
-                "listing {} failed: the store returned an empty page that is not the last",
-                self.source.url
-            );
+        let url = &self.source.url;
+        let mut max_keys = self.source.page_size;
+        loop {
+            let page = self
+                .source
+                .rt
+                .block_on(self.source.page(&self.start, max_keys));
+            let (objects, token) = match page {
+                Ok(page) => page,
+                Err(e) => match unnamable(&e) {
+                    Ok(_) if max_keys > 1 => {
+                        max_keys /= 2;
+                        continue;
+                    }
+                    Ok(key) => {
+                        let error = format!("cannot be listed or fetched: {}", explain(&e));
+                        self.start = Start::After(key.clone());
+                        let url = format!("s3://{}/{key}", self.source.bucket);
+                        return Ok(Some(vec![Listed::Unnamable { url, error }]));
+                    }
+                    Err(e) => bail!("listing {url} failed: {}", explain(e)),
+                },
+            };
+            match token {
+                None => self.done = true,
+                Some(_) if objects.is_empty() => bail!(
+                    "listing {url} failed: the store returned an empty page that is not the last"
+                ),
+                Some(token) => self.start = Start::Token(token),
+            }
+            return Ok(Some(objects.into_iter().map(Listed::Object).collect()));
         }
-        self.token = token;
-        Ok(Some(objects))
     }
 }
 
