@@ -7,7 +7,8 @@
 #   - wasm-bindgen-cli, at exactly the wasm-bindgen version in Cargo.lock
 #   - worker-build 0.8.7
 #   - the npm devDependencies (wrangler, miniflare, binaryen, esbuild) via `npm ci`
-#   - the Python packages the project's scripts use (pdqhash, pillow, numpy)
+#   - the Python packages the project's scripts and tests use (pdqhash, pillow,
+#     numpy, werkzeug, brotli, moto[server])
 # The two cargo installs are the slow part (~5 min each on 2 cores); they run
 # one after the other in the background while npm and pip run in the
 # foreground. Only crates.io, npm and PyPI are contacted.
@@ -117,16 +118,18 @@ fi
 if [ "${SKIP_PYTHON:-0}" = 1 ]; then
   say "skip: Python packages (SKIP_PYTHON=1)"
 elif ! command -v "$PYTHON" >/dev/null; then
-  say "WARNING: $PYTHON not found; skipping the Python packages (pdqhash, pillow, numpy, werkzeug, brotli)"
+  say "WARNING: $PYTHON not found; skipping the Python packages (pdqhash, pillow, numpy, werkzeug, brotli, moto[server])"
 else
   missing=()
   # werkzeug, brotli: the Flask-style origin of tests/forms.test.mjs
-  for spec in pdqhash:pdqhash pillow:PIL numpy:numpy werkzeug:werkzeug brotli:brotli; do
+  # moto[server]: the local S3 server of cli/tests/scan_s3.rs
+  for spec in pdqhash:pdqhash pillow:PIL numpy:numpy werkzeug:werkzeug brotli:brotli \
+              'moto[server]:moto.server'; do
     pkg="${spec%%:*}"; mod="${spec##*:}"
     "$PYTHON" -c "import $mod" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "ok: Python packages pdqhash, pillow, numpy, werkzeug, brotli ($("$PYTHON" --version 2>&1))"
+    say "ok: Python packages pdqhash, pillow, numpy, werkzeug, brotli, moto[server] ($("$PYTHON" --version 2>&1))"
   else
     say "pip install ${missing[*]}"
     "$PYTHON" -m pip install --disable-pip-version-check "${missing[@]}" \

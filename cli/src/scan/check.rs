@@ -1,10 +1,12 @@
-//! One file, start to verdict: open safely, sniff the first bytes, read,
-//! hash, look up.
+//! One input, start to verdict: sniff the first bytes, read, hash, look up
+//! ([`check`]), whether the bytes come from a file ([`check_file`] opens it
+//! safely) or an object in a store (`super::s3`): one code path, so a file
+//! and an object with the same bytes get the same line.
 //!
 //! Most of what a scan walks is not images (logs, HTML, archives), so the
 //! first few bytes decide before anything else is read: a non-image costs
 //! one open and one small read. Every failure becomes an [`Outcome`]; no
-//! file can stop the scan.
+//! input can stop the scan.
 //!
 //! The walk saw a regular file, but the tree can change before the file is
 //! opened: it may by then be a FIFO (whose open and reads block until a
@@ -83,27 +85,43 @@ fn describe(kind: std::fs::FileType) -> &'static str {
 }
 
 /// Checks the file at `path`.
-pub fn check(
+pub fn check_file(
     path: &Path,
     follow_links: bool,
     settings: &MatchSettings,
     options: &HashOptions,
     index: &MemoryIndex,
 ) -> Outcome {
+    match open_regular(path, follow_links) {
+        Ok(file) => {
+            let len = file.metadata().map_or(0, |m| m.len());
+            check(file, len, settings, options, index)
+        }
+        Err(e) => Outcome::Failed {
+            kind: "unreadable",
+            error: e,
+        },
+    }
+}
+
+/// Checks the input read from `input`, `len` bytes long as its file system
+/// or store says (the read stops past the limit whatever it says).
+pub fn check(
+    mut input: impl Read,
+    len: u64,
+    settings: &MatchSettings,
+    options: &HashOptions,
+    index: &MemoryIndex,
+) -> Outcome {
     let failed = |kind, error: String| Outcome::Failed { kind, error };
-    let mut file = match open_regular(path, follow_links) {
-        Ok(file) => file,
-        Err(e) => return failed("unreadable", e),
-    };
     let mut bytes = Vec::new();
-    if let Err(e) = (&mut file).take(HEAD_BYTES as u64).read_to_end(&mut bytes) {
+    if let Err(e) = (&mut input).take(HEAD_BYTES as u64).read_to_end(&mut bytes) {
         return failed("unreadable", format!("cannot read: {e}"));
     }
     if sniff(&bytes).is_none() {
         return Outcome::NotImage;
     }
     let limit = options.decode.limits.max_input_bytes;
-    let len = file.metadata().map_or(0, |m| m.len());
     if len > limit as u64 {
         return failed(
             "input_too_large",
@@ -111,8 +129,8 @@ pub fn check(
         );
     }
     bytes.reserve(len as usize);
-    // `take` keeps a file that grows while it is read within the limit.
-    if let Err(e) = file.take(limit as u64 + 1).read_to_end(&mut bytes) {
+    // `take` keeps an input that grows while it is read within the limit.
+    if let Err(e) = input.take(limit as u64 + 1).read_to_end(&mut bytes) {
         return failed("unreadable", format!("cannot read: {e}"));
     }
     let hashes = match hash_image(&bytes, options) {
@@ -145,7 +163,7 @@ mod tests {
         std::thread::spawn(move || {
             let settings = MatchSettings::default();
             let options = settings.hash_options();
-            let _ = tx.send(check(
+            let _ = tx.send(check_file(
                 &path,
                 follow_links,
                 &settings,

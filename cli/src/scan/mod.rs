@@ -1,13 +1,15 @@
-//! `hashgate scan`: check what a site already stores (buckets synced to
-//! disk, upload folders, backups) against an index.
+//! `hashgate scan`: check what a site already stores (upload folders,
+//! backups, buckets in S3-API object stores such as R2) against an index.
 //!
 //! Three stages joined by bounded channels, so memory stays flat however
-//! large the tree:
+//! large the tree or bucket:
 //!
-//! 1. one thread walks the paths ([`walk`]), skipping files a resumed scan
-//!    already finished;
-//! 2. `--jobs` threads check files ([`check`]): sniff, read, hash, look up
-//!    in the index held in memory;
+//! 1. one thread walks the paths ([`walk`]) and lists the `s3://` sources
+//!    a page at a time ([`s3`]), skipping inputs a resumed scan already
+//!    finished;
+//! 2. `--jobs` threads check inputs ([`check`]): open the file or fetch the
+//!    object, sniff, read, hash, look up in the index held in memory (the
+//!    same function for both);
 //! 3. this thread writes one JSON line per match, error and (with `--all`)
 //!    clean or skipped file, records finished files in the `--resume` state
 //!    ([`state`]), and draws the progress bar ([`progress`]).
@@ -16,17 +18,20 @@
 //! ends with exactly one whole line per file: the state is written only
 //! after the lines it covers ([`state`]), and the output is repaired and
 //! read back on resume ([`output`]). Names that are not UTF-8 carry their
-//! exact bytes in `file_base64` ([`name`]).
+//! exact bytes in `file_base64`; objects are named `s3://bucket/key` with
+//! their `version` (ETag) ([`name`]).
 //!
-//! Lines come in the order files finish, not walk order. Exit status: 0
-//! when nothing matched, 1 when something did, 2 when the scan could not
-//! run; files that could not be checked are `error` lines and counted in the
-//! summary.
+//! Lines come in the order inputs finish, not walk order. Exit status
+//! (`crate::exit`): 0 when every input was checked (matches are in the
+//! lines), 1 when some could not be (each an `error` line, counted in the
+//! summary), 2 when the scan could not run (no index, a bucket that cannot
+//! be listed).
 
 mod check;
 mod name;
 mod output;
 mod progress;
+mod s3;
 mod state;
 mod walk;
 
@@ -70,7 +75,8 @@ pub struct ScanArgs {
     /// interrupted scan can be run again to finish it.
     #[arg(long, value_name = "STATE")]
     resume: Option<PathBuf>,
-    /// Files checked at once [default: number of cores].
+    /// Inputs checked at once [default: number of cores; at least 8 when
+    /// an s3:// source is scanned, as fetches wait on the network].
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
     /// Follow symbolic links (loops are detected).
@@ -79,8 +85,23 @@ pub struct ScanArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
-    /// Files and folders to scan.
-    #[arg(required = true, value_name = "PATH")]
+    /// S3 API endpoint for s3:// sources (else AWS_ENDPOINT_URL, else
+    /// AWS S3); R2: https://<ACCOUNT_ID>.r2.cloudflarestorage.com.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Region for s3:// sources (else AWS_REGION or AWS_DEFAULT_REGION,
+    /// else us-east-1); R2: auto.
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Allow a plain-HTTP --s3-endpoint (a local server).
+    #[arg(long)]
+    s3_allow_http: bool,
+    /// Keys asked for per listing request of an s3:// source.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    s3_page_size: usize,
+    /// Files and folders to scan, and s3://BUCKET/PREFIX for every object
+    /// under PREFIX in an S3-API store (R2, S3, compatible).
+    #[arg(required = true, value_name = "PATH|s3://BUCKET/PREFIX")]
     paths: Vec<PathBuf>,
 }
 
@@ -92,18 +113,24 @@ enum ScanLine<'a> {
     Match {
         #[serde(flatten)]
         image: HashLine<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<&'a str>,
         matches: &'a [MatchRecord],
     },
     /// An image nothing matched (`--all` only).
     Clean {
         #[serde(flatten)]
         image: HashLine<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<&'a str>,
     },
     /// Not an image (`--all` only).
     Skipped {
         file: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         file_base64: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<&'a str>,
         reason: &'static str,
     },
     /// Could not be checked.
@@ -111,14 +138,35 @@ enum ScanLine<'a> {
         file: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         file_base64: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<&'a str>,
         kind: &'static str,
         error: &'a str,
     },
 }
 
-/// A checked file on its way to the writer.
+/// What a scan was asked to look at.
+enum Source {
+    /// A file or folder.
+    Path(PathBuf),
+    /// A bucket and prefix in an object store.
+    S3(Arc<s3::S3Source>),
+}
+
+/// One input found by stage 1, on its way to a worker.
+enum Found {
+    Walked(walk::Found),
+    Object(Arc<s3::S3Source>, s3::Object),
+    /// A key the store lists but the client cannot name (an error line).
+    Unnamable {
+        url: String,
+        error: String,
+    },
+}
+
+/// A checked input on its way to the writer.
 struct Checked {
-    file: name::FileName,
+    name: name::InputName,
     outcome: Outcome,
 }
 
@@ -138,6 +186,33 @@ impl ScanArgs {
             all: self.all,
         }
     }
+
+    /// The paths and buckets to scan; each bucket is reached once here, so
+    /// one that cannot be listed stops the scan before it starts.
+    fn sources(&self) -> anyhow::Result<(Vec<Source>, Option<tokio::runtime::Runtime>)> {
+        let connection = s3::Connection {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            allow_http: self.s3_allow_http,
+            page_size: self.s3_page_size,
+        };
+        let mut runtime = None;
+        let mut sources = Vec::with_capacity(self.paths.len());
+        for path in &self.paths {
+            match path.to_str().and_then(s3::Url::parse) {
+                None => sources.push(Source::Path(path.clone())),
+                Some(url) => {
+                    let rt = match &mut runtime {
+                        Some(rt) => rt,
+                        None => runtime.insert(s3::runtime()?),
+                    };
+                    let source = s3::S3Source::connect(url?, &connection, rt)?;
+                    sources.push(Source::S3(Arc::new(source)));
+                }
+            }
+        }
+        Ok((sources, runtime))
+    }
 }
 
 /// How many checked files may wait for the writer, and paths for a worker.
@@ -150,6 +225,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let options = settings.hash_options();
     let index = Arc::new(MemoryIndex::load(&args.index)?);
     check_lists(&settings.lists, &index.list_names())?;
+    // Kept alive until the scan ends: the S3 sources run on it.
+    let (sources, _runtime) = args.sources()?;
     let (mut done_before, mut state) = match &args.resume {
         Some(path) => {
             let (done, writer) = state::open(path, &args.fingerprint(&settings))?;
@@ -166,37 +243,91 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let remote = sources.iter().any(|s| matches!(s, Source::S3(_)));
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or(if remote { cores.max(8) } else { cores })
         .max(1);
+    let limit = options.decode.limits.max_input_bytes as u64;
 
     let started = Instant::now();
     let found = AtomicU64::new(0);
     let resumed = AtomicU64::new(0);
     let walking = AtomicBool::new(true);
     let stop = AtomicBool::new(false);
+    let list_error = Mutex::new(None::<anyhow::Error>);
     let mut counts = Counts::default();
     let mut progress = Progress::new(!args.no_progress && io::stderr().is_terminal());
 
     let result = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (path_tx, path_rx) = mpsc::sync_channel::<walk::Found>(CHANNEL_DEPTH);
+        let (path_tx, path_rx) = mpsc::sync_channel::<Found>(CHANNEL_DEPTH);
         let (done_tx, done_rx) = mpsc::sync_channel::<Checked>(CHANNEL_DEPTH);
 
-        // Stage 1: walk.
+        // Stage 1: walk and list.
         let done_before = &done_before;
         let (found, resumed, walking, stop) = (&found, &resumed, &walking, &stop);
-        let paths = &args.paths;
+        let (sources, list_error) = (&sources, &list_error);
         scope.spawn(move || {
-            walk::walk(paths, args.follow_links, |item| {
-                let (walk::Found::File(path) | walk::Found::Failed(path, _)) = &item;
-                if !done_before.is_empty() && done_before.contains(path) {
+            // Queues `item` unless an earlier run finished it; false to stop.
+            let visit = |done: name::Done, item: Found| {
+                if !done_before.is_empty() && done_before.contains(&done) {
                     resumed.fetch_add(1, Ordering::Relaxed);
                     return true;
                 }
                 found.fetch_add(1, Ordering::Relaxed);
                 !stop.load(Ordering::Relaxed) && path_tx.send(item).is_ok()
-            });
+            };
+            'sources: for source in sources {
+                match source {
+                    Source::Path(root) => {
+                        let mut going = true;
+                        walk::walk(std::slice::from_ref(root), args.follow_links, |item| {
+                            let (walk::Found::File(path) | walk::Found::Failed(path, _)) = &item;
+                            going = visit(name::Done::File(path.clone()), Found::Walked(item));
+                            going
+                        });
+                        if !going {
+                            break;
+                        }
+                    }
+                    Source::S3(store) => {
+                        let mut lister = store.lister();
+                        loop {
+                            let page = match lister.next_page() {
+                                Ok(Some(page)) => page,
+                                Ok(None) => break,
+                                Err(e) => {
+                                    *list_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                                    break 'sources;
+                                }
+                            };
+                            for listed in page {
+                                let (done, item) = match listed {
+                                    s3::Listed::Object(object) => (
+                                        name::Done::Object {
+                                            url: object.url(),
+                                            version: object.version.clone(),
+                                        },
+                                        Found::Object(Arc::clone(store), object),
+                                    ),
+                                    // No ETag to tell versions apart.
+                                    s3::Listed::Unnamable { url, error } => (
+                                        name::Done::Object {
+                                            url: url.clone(),
+                                            version: String::new(),
+                                        },
+                                        Found::Unnamable { url, error },
+                                    ),
+                                };
+                                if !visit(done, item) {
+                                    break 'sources;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             walking.store(false, Ordering::Relaxed);
         });
 
@@ -211,16 +342,33 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 let next = path_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let checked = match next {
                     Err(_) => return,
-                    Ok(walk::Found::Failed(path, error)) => Checked {
-                        file: name::FileName::new(path),
+                    Ok(Found::Walked(walk::Found::Failed(path, error))) => Checked {
+                        name: name::InputName::file(path),
                         outcome: Outcome::Failed {
                             kind: "unreadable",
                             error,
                         },
                     },
-                    Ok(walk::Found::File(path)) => Checked {
-                        outcome: check::check(&path, follow_links, settings, options, index),
-                        file: name::FileName::new(path),
+                    Ok(Found::Walked(walk::Found::File(path))) => Checked {
+                        outcome: check::check_file(&path, follow_links, settings, options, index),
+                        name: name::InputName::file(path),
+                    },
+                    Ok(Found::Object(store, object)) => Checked {
+                        outcome: match store.open(&object, limit) {
+                            Ok(body) => check::check(body, object.size, settings, options, index),
+                            Err(error) => Outcome::Failed {
+                                kind: "unreadable",
+                                error,
+                            },
+                        },
+                        name: name::InputName::object(object.url(), object.version),
+                    },
+                    Ok(Found::Unnamable { url, error }) => Checked {
+                        name: name::InputName::object(url, String::new()),
+                        outcome: Outcome::Failed {
+                            kind: "unreadable",
+                            error,
+                        },
                     },
                 };
                 if done_tx.send(checked).is_err() {
@@ -254,6 +402,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     });
     progress.finish();
     result?;
+    if let Some(error) = list_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(error.context(
+            "the scan stopped; the lines written so far stand (with --resume, run again to go on)",
+        ));
+    }
     counts.resumed = resumed.load(Ordering::Relaxed);
     eprintln!(
         "hashgate scan: {}",
@@ -286,7 +439,12 @@ fn write_results(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut urgent = false;
-        if let Some(Checked { file, outcome }) = checked {
+        if let Some(Checked {
+            name: file,
+            outcome,
+        }) = checked
+        {
+            let version = file.version();
             let line = match &outcome {
                 Outcome::Checked { hashes, matches } => {
                     counts.images += 1;
@@ -299,11 +457,15 @@ fn write_results(
                         ..HashLine::new(&file.text, hashes)
                     };
                     if matches.is_empty() {
-                        args.all.then_some(ScanLine::Clean { image })
+                        args.all.then_some(ScanLine::Clean { image, version })
                     } else {
                         counts.matched += 1;
                         urgent = true;
-                        Some(ScanLine::Match { image, matches })
+                        Some(ScanLine::Match {
+                            image,
+                            version,
+                            matches,
+                        })
                     }
                 }
                 Outcome::NotImage => {
@@ -311,6 +473,7 @@ fn write_results(
                     args.all.then_some(ScanLine::Skipped {
                         file: &file.text,
                         file_base64: file.base64.as_deref(),
+                        version,
                         reason: "not an image",
                     })
                 }
@@ -319,6 +482,7 @@ fn write_results(
                     Some(ScanLine::Error {
                         file: &file.text,
                         file_base64: file.base64.as_deref(),
+                        version,
                         kind,
                         error,
                     })
@@ -329,7 +493,7 @@ fn write_results(
                 out.write_all(b"\n").context("writing output")?;
             }
             if let Some(state) = state.as_deref_mut() {
-                state.record(&file.path)?;
+                state.record(&file.done)?;
             }
             unflushed = true;
         }

@@ -15,16 +15,16 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
-use super::name;
+use super::name::{self, Done};
 
 /// Opens the `--out` file: replaced when starting afresh; when resuming,
 /// cut back to its last whole line and opened for appending, with the
-/// files its lines name.
-pub fn open(path: &Path, resume: bool) -> anyhow::Result<(File, HashSet<PathBuf>)> {
+/// inputs its lines name.
+pub fn open(path: &Path, resume: bool) -> anyhow::Result<(File, HashSet<Done>)> {
     let context = || format!("opening {}", path.display());
     let mut options = OpenOptions::new();
     options.create(true);
@@ -63,6 +63,7 @@ pub fn open(path: &Path, resume: bool) -> anyhow::Result<(File, HashSet<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn resuming_cuts_a_torn_line_and_names_the_files_written() {
@@ -81,7 +82,10 @@ mod tests {
                 b"b\xff.jpg".to_vec(),
             ),
         );
-        assert_eq!(done, HashSet::from([PathBuf::from("a.jpg"), b]));
+        assert_eq!(
+            done,
+            HashSet::from([Done::File(PathBuf::from("a.jpg")), Done::File(b)])
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with("Yv8uanBn\"}\n"), "{text}");
 

@@ -5,7 +5,8 @@
 //! that decide a file's result, then one entry per finished file, appended
 //! as results are written: the path as a JSON string, or `{"base64": ...}`
 //! for a path that is not UTF-8 ([`super::name`]), so every name is kept
-//! exactly.
+//! exactly; an object as `{"object": "s3://bucket/key", "version": ETAG}`,
+//! so an object replaced since (another ETag) is scanned again.
 //!
 //! Crash consistency. Entries are held in memory and written only by
 //! [`StateWriter::flush`], which the scan calls after the output lines they
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::name;
+use super::name::{self, Done};
 
 /// The header's format marker.
 const FORMAT: &str = "hashgate-scan-state/2";
@@ -56,7 +57,7 @@ pub struct StateWriter {
 pub fn open(
     path: &Path,
     fingerprint: &Fingerprint,
-) -> anyhow::Result<(HashSet<PathBuf>, StateWriter)> {
+) -> anyhow::Result<(HashSet<Done>, StateWriter)> {
     let header = serde_json::to_string(&Header {
         format: FORMAT,
         settings: fingerprint,
@@ -110,9 +111,9 @@ pub fn open(
 }
 
 impl StateWriter {
-    /// Records a finished file, in memory until [`StateWriter::flush`].
-    pub fn record(&mut self, file: &Path) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.pending, &name::to_state(file))
+    /// Records a finished input, in memory until [`StateWriter::flush`].
+    pub fn record(&mut self, done: &Done) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.pending, &name::to_state(done))
             .with_context(|| format!("writing state file {}", self.path.display()))?;
         self.pending.push(b'\n');
         Ok(())
@@ -136,6 +137,10 @@ impl StateWriter {
 mod tests {
     use super::*;
 
+    fn finished(path: &str) -> Done {
+        Done::File(PathBuf::from(path))
+    }
+
     fn fingerprint() -> Fingerprint {
         Fingerprint {
             threshold: 31,
@@ -151,8 +156,8 @@ mod tests {
         let path = dir.path().join("state");
         let (done, mut writer) = open(&path, &fingerprint()).unwrap();
         assert!(done.is_empty());
-        writer.record(Path::new("a/1.jpg")).unwrap();
-        writer.record(Path::new("b/\"quoted\".png")).unwrap();
+        writer.record(&finished("a/1.jpg")).unwrap();
+        writer.record(&finished("b/\"quoted\".png")).unwrap();
         writer.flush().unwrap();
         drop(writer);
         // A crash mid-write leaves a torn line.
@@ -163,13 +168,13 @@ mod tests {
         let (done, mut writer) = open(&path, &fingerprint()).unwrap();
         assert_eq!(done.len(), 2);
         assert!(
-            done.contains(Path::new("a/1.jpg")) && done.contains(Path::new("b/\"quoted\".png"))
+            done.contains(&finished("a/1.jpg")) && done.contains(&finished("b/\"quoted\".png"))
         );
-        writer.record(Path::new("c/3.jpg")).unwrap();
+        writer.record(&finished("c/3.jpg")).unwrap();
         writer.flush().unwrap();
         drop(writer);
         let (done, _) = open(&path, &fingerprint()).unwrap();
-        assert!(done.contains(Path::new("c/3.jpg")), "{done:?}");
+        assert!(done.contains(&finished("c/3.jpg")), "{done:?}");
     }
 
     #[test]
@@ -179,7 +184,7 @@ mod tests {
         let (_, mut writer) = open(&path, &fingerprint()).unwrap();
         let header = std::fs::read(&path).unwrap();
         for n in 0..2000 {
-            writer.record(Path::new(&format!("dir/{n}.jpg"))).unwrap();
+            writer.record(&finished(&format!("dir/{n}.jpg"))).unwrap();
         }
         assert_eq!(
             std::fs::read(&path).unwrap(),
