@@ -35,6 +35,7 @@ use super::reveal::{self, Rendering};
 use super::settings::{AccessSettings, ConsoleSettings, Role};
 use super::stats::{self, Filter, Sighting};
 use super::view::{self, Backlog, IndexInfo, Revealed, Viewer};
+use crate::budget::{BudgetSettings, Reservation};
 use crate::config::{Config, HASH_INDEX, REPORTS};
 use crate::events::rfc3339;
 use crate::logging::{self, Level, Line};
@@ -283,6 +284,7 @@ pub async fn handle(
                 &identity,
                 &secret,
                 &request_id,
+                config.policy.memory,
             )
             .await
         }
@@ -750,6 +752,7 @@ fn js(e: impl std::fmt::Display) -> JsValue {
 }
 
 /// An action on a sighting.
+#[allow(clippy::too_many_arguments)]
 async fn act(
     request: &Request,
     env: &Env,
@@ -758,6 +761,7 @@ async fn act(
     identity: &Identity,
     secret: &str,
     request_id: &str,
+    memory: BudgetSettings,
 ) -> Result<Response, JsValue> {
     let fields = form(request).await?;
     let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
@@ -876,7 +880,7 @@ async fn act(
         Action::Reveal => {
             // Rendered first, so that the audit entry says what was shown;
             // served only after the entry is written (below).
-            let result = reveal_evidence(env, record).await;
+            let result = reveal_evidence(env, record, memory).await;
             detail = match &result {
                 Ok(r) => format!(
                     "shown a blurred greyscale rendering ({}x{}) of {}; not kept",
@@ -983,7 +987,11 @@ async fn act(
 /// A blurred rendering of a sighting's preserved evidence, or what to tell
 /// the reviewer instead. Read from the `EVIDENCE` bucket only, never from
 /// the URL the image was seen at (attacker-controlled).
-async fn reveal_evidence(env: &Env, record: &ReportRecord) -> Result<Rendering, String> {
+async fn reveal_evidence(
+    env: &Env,
+    record: &ReportRecord,
+    memory: BudgetSettings,
+) -> Result<Rendering, String> {
     let sha256 = record
         .sha256
         .as_deref()
@@ -1011,6 +1019,15 @@ async fn reveal_evidence(env: &Env, record: &ReportRecord) -> Result<Rendering, 
             reveal::max_object_bytes()
         ));
     }
+    // The object and its plaintext are in wasm memory at once: counted
+    // against the isolate's budget like a scanned body (crate::budget).
+    let mut held = Reservation::new(memory);
+    let size = usize::try_from(object.size()).unwrap_or(usize::MAX);
+    held.grow_to(size.saturating_mul(2)).await.map_err(|e| {
+        format!(
+            "Not rendered now: {e} (the policy's memory_budget; `hashgate evidence get` reads it)."
+        )
+    })?;
     let sealed = match object.body() {
         Some(body) => body
             .bytes()
