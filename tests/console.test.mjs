@@ -7,8 +7,11 @@
 // token, sees the sighting, marks it a false positive with the keyboard;
 // the same image passes afterwards; the audit log shows the action. Along
 // the way: attacker text is shown as text and never runs, every control
-// has a label, a Tab walk reaches the actions, forms without the CSRF token
-// or from another origin are refused, a viewer cannot act. Screenshots of
+// has a label, a Tab walk reaches the actions, the reviewer reveals a
+// blurred greyscale rendering of the preserved evidence (logged; a
+// sighting without evidence, or whose evidence is no image, says so),
+// forms without the CSRF token or from another origin are refused, a
+// viewer cannot act. Screenshots of
 // each page go to docs/console/, the bytes of each page to
 // target/e2e/console-pages.json.
 
@@ -20,7 +23,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { FIXTURES_DIR, REPO_ROOT, sha256, startOrigin } from "./support/origin.mjs";
-import { startWorker } from "./support/worker.mjs";
+import { EVIDENCE_KEY, EVIDENCE_KEY_ID, startWorker } from "./support/worker.mjs";
+import { sealEvidence, waitForEvidence } from "./support/evidence.mjs";
 import { buildIndex, DEMO_LIST, E2E_DIR } from "./support/index.mjs";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -106,6 +110,7 @@ async function visit(page, sub, shot) {
   assert.doesNotMatch(headers["content-security-policy"], /script-src/);
   assert.equal(headers["x-frame-options"], "DENY");
   assert.equal(headers["cache-control"], "no-store");
+  assert.match(headers["content-security-policy"], /img-src 'none'/, "images only on a reveal's page");
   const body = await res.body();
   if (shot) {
     pageBytes[shot] = body.length;
@@ -290,6 +295,117 @@ describe("the console in a browser", () => {
     assert.deepEqual(page.problems, []);
   });
 
+  /** Every audit entry as stored (the value: the listing's metadata leaves out the detail). */
+  async function auditEntries() {
+    const kv = await worker.kv("REPORTS");
+    const { keys } = await kv.list({ prefix: "audit/v1/" });
+    return Promise.all(keys.map(async (k) => JSON.parse(await kv.get(k.name))));
+  }
+
+  /** Reveals the sighting `key` from its page (optionally with a reason): the POST's response. */
+  async function reveal(key, why) {
+    await visit(page, `sighting?key=${encodeURIComponent(key)}`);
+    if (why) await page.getByLabel("Why reveal (optional)").fill(why);
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === "POST"),
+      page.getByRole("button", { name: "Reveal blurred image" }).click(),
+    ]);
+    await page.waitForLoadState("load");
+    return res;
+  }
+
+  test("a reviewer reveals a blurred greyscale rendering of the evidence; it is logged", async () => {
+    await waitForEvidence(await worker.r2(), `evidence/v1/${CHELSEA_SHA}/`, (keys) => keys.includes(`evidence/v1/${CHELSEA_SHA}/object`));
+    const res = await reveal(recordKey, "Checking the false positive");
+    assert.equal(res.status(), 200);
+    const headers = res.headers();
+    assert.match(headers["content-security-policy"], /img-src data:;/);
+    assert.match(headers["content-security-policy"], /default-src 'none'/);
+    assert.doesNotMatch(headers["content-security-policy"], /script-src/);
+    assert.equal(headers["cache-control"], "no-store");
+    const img = page.locator("img.reveal");
+    assert.equal(await img.count(), 1);
+    assert.equal(await img.getAttribute("alt"), "Blurred greyscale rendering of the image");
+    assert.match(await img.getAttribute("src"), /^data:image\/png;base64,/);
+    // Decoded by the browser: within the bound, the photo's aspect (chelsea is 451 x 300), grey.
+    const shown = await img.evaluate(async (el) => {
+      await el.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = el.naturalWidth;
+      canvas.height = el.naturalHeight;
+      const cx = canvas.getContext("2d");
+      cx.drawImage(el, 0, 0);
+      const px = cx.getImageData(0, 0, canvas.width, canvas.height).data;
+      let colour = 0;
+      let min = 255;
+      let max = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (px[i] !== px[i + 1] || px[i + 1] !== px[i + 2]) colour++;
+        min = Math.min(min, px[i]);
+        max = Math.max(max, px[i]);
+      }
+      return { w: el.naturalWidth, h: el.naturalHeight, colour, min, max };
+    });
+    assert.ok(shown.w > 80 && shown.w <= 160 && shown.h <= 160, JSON.stringify(shown));
+    assert.ok(Math.abs(shown.h - (shown.w * 300) / 451) <= 1.5, JSON.stringify(shown));
+    assert.equal(shown.colour, 0, "every pixel grey");
+    assert.ok(shown.max - shown.min > 40, `shapes remain: ${JSON.stringify(shown)}`);
+    await assertLabelled(page);
+    assert.deepEqual(page.problems, [], "no CSP violation or script error");
+    const body = await res.body();
+    pageBytes.reveal = body.length;
+    await page.screenshot({ path: path.join(SHOTS, "reveal.png"), fullPage: true });
+    // The audit log lists the reveal (who, what, which sighting, why).
+    await visit(page, "audit");
+    const row = await page.locator("tbody tr").first().innerText();
+    assert.match(row, /reveal/);
+    assert.match(row, new RegExp(REVIEWER.replace(".", "\\.")));
+    assert.match(row, /Checking the false positive/);
+    const kv = await worker.kv("REPORTS");
+    const entries = await auditEntries();
+    const logged = entries.find((e) => e.action === "reveal");
+    assert.ok(logged, JSON.stringify(entries));
+    assert.equal(logged.who, REVIEWER);
+    assert.equal(logged.target, recordKey);
+    assert.match(logged.detail, /blurred greyscale rendering \(\d+x\d+\)/);
+    // Nothing of the rendering is stored anywhere.
+    const keys = (await kv.list()).keys.map((k) => k.name);
+    assert.deepEqual(keys.filter((k) => /reveal|render/.test(k)), []);
+  });
+
+  test("no evidence, or evidence that is no image: the page says so, and it is logged", async () => {
+    const kv = await worker.kv("REPORTS");
+    // The stored sighting has no evidence object.
+    const storedKey = `report/v1/${"e".repeat(64)}/${recordKey.split("/").pop()}`;
+    let res = await reveal(storedKey);
+    assert.equal(res.status(), 200);
+    assert.doesNotMatch(res.headers()["content-security-policy"], /data:/);
+    assert.equal(await page.locator("img").count(), 0);
+    assert.match(await page.locator("p.err").innerText(), /No preserved evidence for this image/);
+    // Evidence that decrypts but is not an image (an HTML page answered 200 as image/jpeg).
+    const html = Buffer.from("<html><body>not an image</body></html>");
+    const digest = sha256(html);
+    const sealed = sealEvidence(html, EVIDENCE_KEY_ID, EVIDENCE_KEY, "image/jpeg");
+    await (await worker.r2()).put(`evidence/v1/${digest}/object`, new Uint8Array(sealed).buffer);
+    const record = JSON.parse(await kv.get(recordKey));
+    const bogusKey = `report/v1/${digest}/${recordKey.split("/").pop()}`;
+    await kv.put(bogusKey, JSON.stringify({ ...record, key: bogusKey, sha256: digest, urls: ["https://x/not-an-image.jpg"] }));
+    res = await reveal(bogusKey);
+    assert.equal(res.status(), 200);
+    assert.equal(await page.locator("img").count(), 0);
+    assert.match(await page.locator("p.err").innerText(), /could not be decoded as an image/);
+    const entries = await auditEntries();
+    const details = entries.filter((e) => e.action === "reveal").map((e) => [e.target, e.detail]);
+    assert.ok(details.some(([t, d]) => t === storedKey && /^no rendering: No preserved evidence/.test(d)), JSON.stringify(details));
+    assert.ok(details.some(([t, d]) => t === bogusKey && /could not be decoded/.test(d)), JSON.stringify(details));
+    const warned = worker
+      .logs()
+      .split("\n")
+      .filter((line) => line.includes('"event":"console-reveal-failed"') && line.includes(bogusKey));
+    assert.equal(warned.length, 1, worker.logs().slice(-3000));
+    assert.match(warned[0], /"level":"warn"/);
+  });
+
   test("actions need the CSRF token, the console's origin and a role that may act", async () => {
     const own = new URL(worker.url).origin;
     const post = (fields, origin = own) =>
@@ -310,5 +426,12 @@ describe("the console in a browser", () => {
     await visit(page, `sighting?key=${encodeURIComponent(recordKey)}`);
     assert.equal(await page.locator("form[method=post]").count(), 0);
     assert.match(await page.locator("body").innerText(), /can look, not act/);
+    // No reveal button, and a reveal posted anyway is refused and not shown.
+    assert.equal(await page.getByRole("button", { name: "Reveal blurred image" }).count(), 0);
+    const refused = await post({ csrf, action: "reveal", why: "" });
+    assert.equal(refused.status(), 403);
+    assert.doesNotMatch(await refused.text(), /<img/);
+    const reveals = (await auditEntries()).filter((e) => e.action === "reveal");
+    assert.ok(reveals.every((e) => e.who === REVIEWER), JSON.stringify(reveals));
   });
 });

@@ -217,8 +217,10 @@ pub fn for_variants(luma: &LumaImage, full: FullScale) -> (LumaImage, FullScale)
 }
 
 /// Means of `factor` x `factor` blocks; the last row and column of blocks
-/// may be smaller, and are averaged over the samples they have.
-fn block_means(luma: &LumaImage, factor: usize) -> LumaImage {
+/// may be smaller, and are averaged over the samples they have. Also the
+/// downscale of the console's blurred rendering (hashgate-worker
+/// `console::reveal`).
+pub fn block_means(luma: &LumaImage, factor: usize) -> LumaImage {
     let (width, height) = (luma.width, luma.height);
     let (out_w, out_h) = (width.div_ceil(factor), height.div_ceil(factor));
     let mut pixels = vec![0f32; out_w * out_h];

@@ -3,7 +3,7 @@
 // "HGEV1 AES-256-GCM <key id> <nonce b64> <sha256> <size> <content type>\n"
 // (also the additional authenticated data), then ciphertext and tag.
 
-import { createDecipheriv, createHash } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 
 /** Parses an object into its header fields, header line and sealed bytes. */
 export function parseEvidence(bytes) {
@@ -65,4 +65,15 @@ export async function readObject(bucket, key) {
   const object = await bucket.get(key);
   if (!object) return null;
   return Buffer.from(await object.arrayBuffer());
+}
+
+/** Seals `plain` into an evidence object under `keyId` (key base64), as the worker writes one. */
+export function sealEvidence(plain, keyId, key, contentType = "application/octet-stream") {
+  const nonce = randomBytes(12);
+  const digest = createHash("sha256").update(plain).digest("hex");
+  const line = Buffer.from(`HGEV1 AES-256-GCM ${keyId} ${nonce.toString("base64")} ${digest} ${plain.length} ${contentType}\n`);
+  const cipher = createCipheriv("aes-256-gcm", Buffer.from(key, "base64"), nonce);
+  cipher.setAAD(line);
+  const sealed = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  return Buffer.concat([line, sealed]);
 }

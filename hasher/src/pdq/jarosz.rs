@@ -204,6 +204,30 @@ pub fn blur_and_decimate(luma: &mut [f32], width: usize, height: usize) -> [[f32
     out
 }
 
+/// Blurs a whole `width` x `height` plane in place with `rounds` rounds of
+/// the reference's box filter along rows, then columns (two rounds: the
+/// tent approximation PDQ blurs with), windows clamped to 1..=the side.
+/// Not part of hashing: the console's blurred rendering uses it
+/// (hashgate-worker `console::reveal`).
+pub fn box_blur(pixels: &mut [f32], width: usize, height: usize, window: usize, rounds: usize) {
+    if width == 0 || height == 0 || pixels.len() != width * height {
+        return;
+    }
+    let row_window = window.clamp(1, width);
+    let col_window = window.clamp(1, height);
+    let mut scratch = vec![0f32; width * height];
+    let mut sums = Vec::new();
+    for _ in 0..rounds {
+        for (src, dst) in pixels
+            .chunks_exact(width)
+            .zip(scratch.chunks_exact_mut(width))
+        {
+            box_filter_lanes(src, dst, width, 1, row_window, &mut sums);
+        }
+        box_filter_lanes(&scratch, pixels, height, width, col_window, &mut sums);
+    }
+}
+
 /// The reference algorithm, step by step, on whole buffers. Slow; the test
 /// oracle for [`blur_and_decimate`].
 pub fn reference_blur_and_decimate(luma: &[f32], width: usize, height: usize) -> [[f32; 64]; 64] {
@@ -318,5 +342,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn box_blur_is_the_reference_filter_before_decimation() {
+        // A square image: the reference's row and column windows agree.
+        for side in [130, 257, 640] {
+            let image = noise_image(side, side, side as u32);
+            let expected = reference_blur_and_decimate(&image, side, side);
+            let mut blurred = image.clone();
+            box_blur(&mut blurred, side, side, window_size(side, 64), 2);
+            let at = sample_positions(side, 64);
+            for (i, &r) in at.iter().enumerate() {
+                for (j, &c) in at.iter().enumerate() {
+                    assert_eq!(
+                        blurred[r * side + c].to_bits(),
+                        expected[i][j].to_bits(),
+                        "{side} at [{i}][{j}]"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn box_blur_takes_any_window_and_keeps_a_flat_plane() {
+        for (w, h, window) in [(1, 1, 0), (3, 2, 50), (10, 7, 4), (7, 10, 1)] {
+            let mut flat = vec![42.0f32; w * h];
+            box_blur(&mut flat, w, h, window, 3);
+            assert!(
+                flat.iter().all(|&v| (v - 42.0).abs() < 1e-3),
+                "{w}x{h} {window}"
+            );
+        }
+        // A wrong-sized buffer is left alone rather than read out of bounds.
+        let mut short = vec![1.0f32; 5];
+        box_blur(&mut short, 3, 3, 2, 2);
+        assert_eq!(short, vec![1.0; 5]);
     }
 }

@@ -7,13 +7,16 @@
 //! <path>audit           GET  the audit log
 //! <path>health          GET  list health
 //! <path>action          POST confirm | false-positive | release | note | reveal
+//!                            (reveal answers the sighting page with the
+//!                            blurred rendering inline: [`super::reveal`])
 //! <path>login           GET/POST development sign-in (console.dev_login only)
 //! <path>logout          POST ends a development session
 //! <path>console.css     GET  the stylesheet
 //! ```
 //!
 //! Every page answers with a strict Content-Security-Policy (no script at
-//! all), `no-store`, `DENY` framing and no referrer off the console's origin. Every POST checks the
+//! all, no image; only the page of a reveal allows `data:` images),
+//! `no-store`, `DENY` framing and no referrer off the console's origin. Every POST checks the
 //! origin, and every action the CSRF token bound to the identity.
 
 use std::cell::RefCell;
@@ -28,9 +31,11 @@ use worker::{Context, Env, KvStore};
 
 use super::audit::{self, Action, AuditEntry, Review, ReviewState};
 use super::auth::{self, AuthError, Identity, Jwks, Jwt};
+use super::reveal::{self, Rendering};
 use super::settings::{AccessSettings, ConsoleSettings, Role};
 use super::stats::{self, Filter, Sighting};
-use super::view::{self, Backlog, IndexInfo, Viewer};
+use super::view::{self, Backlog, IndexInfo, Revealed, Viewer};
+use crate::budget::{BudgetSettings, Reservation};
 use crate::config::{Config, HASH_INDEX, REPORTS};
 use crate::events::rfc3339;
 use crate::logging::{self, Level, Line};
@@ -56,7 +61,9 @@ const AUDIT_ROWS: u64 = 200;
 const KEYS_TTL_MS: f64 = 3_600_000.0;
 /// How soon an unknown key id may fetch the keys again.
 const KEYS_RETRY_MS: f64 = 60_000.0;
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The policy of the one page that carries a blurred rendering, inline.
+const REVEAL_CSP: &str = "default-src 'none'; style-src 'self'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
 thread_local! {
@@ -277,6 +284,7 @@ pub async fn handle(
                 &identity,
                 &secret,
                 &request_id,
+                config.policy.memory,
             )
             .await
         }
@@ -312,9 +320,19 @@ fn respond(
     body: &str,
     extra: &[(&str, &str)],
 ) -> Result<Response, JsValue> {
+    respond_csp(CSP, status, content_type, body, extra)
+}
+
+fn respond_csp(
+    csp: &str,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Result<Response, JsValue> {
     let headers = Headers::new()?;
     headers.set("Content-Type", content_type)?;
-    headers.set("Content-Security-Policy", CSP)?;
+    headers.set("Content-Security-Policy", csp)?;
     headers.set("Cache-Control", "no-store")?;
     headers.set("X-Content-Type-Options", "nosniff")?;
     headers.set("X-Frame-Options", "DENY")?;
@@ -734,6 +752,7 @@ fn js(e: impl std::fmt::Display) -> JsValue {
 }
 
 /// An action on a sighting.
+#[allow(clippy::too_many_arguments)]
 async fn act(
     request: &Request,
     env: &Env,
@@ -742,6 +761,7 @@ async fn act(
     identity: &Identity,
     secret: &str,
     request_id: &str,
+    memory: BudgetSettings,
 ) -> Result<Response, JsValue> {
     let fields = form(request).await?;
     let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
@@ -802,6 +822,7 @@ async fn act(
     let now = now_ms() as u64;
     let at = rfc3339(now);
     let mut detail = String::new();
+    let mut revealed: Option<Result<Rendering, String>> = None;
     match action {
         Action::FalsePositive | Action::Release => {
             let Some(sha256) = record.sha256.clone() else {
@@ -857,10 +878,27 @@ async fn act(
             detail = format!("confirmed; the report is {:?}", filing.stage).to_lowercase();
         }
         Action::Reveal => {
-            // Logged only: no rendering of the image is served by the
-            // console (a blurred greyscale view from the evidence store is
-            // not built; docs/console.md).
-            detail = "reveal asked; no rendering is served".to_owned();
+            // Rendered first, so that the audit entry says what was shown;
+            // served only after the entry is written (below).
+            let result = reveal_evidence(env, record, memory).await;
+            detail = match &result {
+                Ok(r) => format!(
+                    "shown a blurred greyscale rendering ({}x{}) of {}; not kept",
+                    r.width,
+                    r.height,
+                    hashgate::evidence::object_key(record.sha256.as_deref().unwrap_or(""))
+                ),
+                Err(problem) => {
+                    log(Level::Warn, "console-reveal-failed", request_id)
+                        .str("route", record.route.as_str())
+                        .str("who", identity.email.as_str())
+                        .str("target", record.key.as_str())
+                        .str("reason", problem.as_str())
+                        .pipe(|l| logging::emit(&l));
+                    format!("no rendering: {problem}")
+                }
+            };
+            revealed = Some(result);
         }
         // Not a person's action: from_name never yields it.
         Action::Note | Action::Suspend => {}
@@ -917,16 +955,96 @@ async fn act(
         .str("why", why.as_str())
         .str("detail", detail.as_str())
         .pipe(|l| logging::emit(&l));
-    if action == Action::Reveal {
-        return page(
-            200,
-            &view::message(
-                Some(viewer),
-                "Reveal",
-                "Logged. The console serves no rendering of the image; the preserved evidence is read with `hashgate evidence get`.",
-                Some((&back, "Back to the sighting")),
+    if let Some(result) = revealed {
+        // The audit entry is written: now the rendering may be served, in
+        // this response only (no-store; never kept anywhere).
+        let shown = Sighting {
+            record: sighting.record.clone(),
+            review,
+        };
+        return match result {
+            Ok(rendering) => {
+                let src = rendering.data_url();
+                let html = view::sighting(
+                    viewer,
+                    &shown,
+                    Some(Revealed::Image {
+                        src: &src,
+                        width: rendering.width,
+                        height: rendering.height,
+                    }),
+                );
+                respond_csp(REVEAL_CSP, 200, "text/html; charset=utf-8", &html, &[])
+            }
+            Err(problem) => page(
+                200,
+                &view::sighting(viewer, &shown, Some(Revealed::Unavailable(&problem))),
             ),
-        );
+        };
     }
     redirect(&back, None)
+}
+
+/// A blurred rendering of a sighting's preserved evidence, or what to tell
+/// the reviewer instead. Read from the `EVIDENCE` bucket only, never from
+/// the URL the image was seen at (attacker-controlled).
+async fn reveal_evidence(
+    env: &Env,
+    record: &ReportRecord,
+    memory: BudgetSettings,
+) -> Result<Rendering, String> {
+    let sha256 = record
+        .sha256
+        .as_deref()
+        .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or("This sighting has no image digest, so there is no preserved evidence to show.")?;
+    let key = hashgate::evidence::object_key(sha256);
+    let bucket = env.bucket(crate::evidence::EVIDENCE).map_err(|_| {
+        "No evidence store is bound (EVIDENCE in wrangler.toml): nothing was preserved.".to_owned()
+    })?;
+    let object = bucket
+        .get(&key)
+        .execute()
+        .await
+        .map_err(|e| format!("The evidence store could not be read: {e}."))?
+        .ok_or_else(|| {
+            format!(
+                "No preserved evidence for this image ({key}): it was not preserved, is past its retention, \
+                 or is still in the evidence outbox until the next cron tick moves it."
+            )
+        })?;
+    if object.size() > reveal::max_object_bytes() {
+        return Err(format!(
+            "The evidence object is {} bytes, over the {} bytes a rendering reads.",
+            object.size(),
+            reveal::max_object_bytes()
+        ));
+    }
+    // The object and its plaintext are in wasm memory at once: counted
+    // against the isolate's budget like a scanned body (crate::budget).
+    let mut held = Reservation::new(memory);
+    let size = usize::try_from(object.size()).unwrap_or(usize::MAX);
+    held.grow_to(size.saturating_mul(2)).await.map_err(|e| {
+        format!(
+            "Not rendered now: {e} (the policy's memory_budget; `hashgate evidence get` reads it)."
+        )
+    })?;
+    let sealed = match object.body() {
+        Some(body) => body
+            .bytes()
+            .await
+            .map_err(|e| format!("The evidence store could not be read: {e}."))?,
+        None => Vec::new(),
+    };
+    let (header, plain) = crate::evidence::open(env, &sealed)
+        .await
+        .map_err(|e| format!("The evidence could not be opened: {e}."))?;
+    drop(sealed);
+    if !header.sha256.eq_ignore_ascii_case(sha256) {
+        return Err(format!(
+            "The object at {key} holds another image (SHA-256 {}): not shown.",
+            header.sha256
+        ));
+    }
+    reveal::render(&plain).map_err(|e| format!("No rendering: {e}."))
 }

@@ -17,6 +17,7 @@
 //! settings   the policy's "console" section, validated (pure)
 //! auth       Access JWT checks, dev sessions, CSRF tokens, origin check (pure)
 //! audit      audit entries, sighting reviews, their keys (pure)
+//! reveal     evidence bytes -> a small blurred greyscale PNG (pure)
 //! stats      overview figures, list health (pure)
 //! view       the HTML pages, everything escaped (pure)
 //! handler    requests -> pages and actions, KV, Web Crypto (wasm)
@@ -24,6 +25,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod reveal;
 pub mod settings;
 pub mod stats;
 pub mod view;

@@ -6,7 +6,9 @@
 //! double-quoted attributes alike; query parameters are percent-encoded.
 //! The pages hold no script at all, and style only from the console's own
 //! stylesheet, so the Content-Security-Policy can be
-//! `default-src 'none'; style-src 'self'; img-src data:; form-action 'self'`.
+//! `default-src 'none'; style-src 'self'; img-src 'none'; form-action 'self'`
+//! (`img-src data:` on the one page that carries a blurred rendering,
+//! [`Revealed`]).
 //! The chart is inline SVG (presentation attributes, no style).
 //!
 //! Accessibility: one `<main>` and `<h1>` per page, a skip link, labelled
@@ -36,7 +38,7 @@ button{padding:.3rem .8rem;margin-top:.3rem}a:focus,button:focus,input:focus,sel
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;color:#000;padding:.5rem}\
 .note{background:#fff8e0;border:1px solid #e0c060;padding:.5rem}.err{background:#fde8e8;border:1px solid #d04040;padding:.5rem}\
 .filters{display:flex;gap:1rem;flex-wrap:wrap;align-items:end}\
-img.reveal{filter:none;max-width:256px;border:1px solid #999}\
+img.reveal{border:1px solid #999}\
 ";
 
 /// HTML-escapes text for element content and double-quoted attributes.
@@ -407,9 +409,21 @@ fn action_form(
     label: &str,
     why_label: Option<&str>,
 ) -> String {
+    action_form_why(viewer, key, action, label, why_label, true)
+}
+
+fn action_form_why(
+    viewer: &Viewer,
+    key: &str,
+    action: &str,
+    label: &str,
+    why_label: Option<&str>,
+    why_required: bool,
+) -> String {
     let id = format!("why-{action}");
+    let required = if why_required { " required" } else { "" };
     let why = why_label.map_or(String::new(), |l| {
-        format!("<label for=\"{id}\">{l}</label><textarea id=\"{id}\" name=\"why\" required maxlength=\"2000\"></textarea>")
+        format!("<label for=\"{id}\">{l}</label><textarea id=\"{id}\" name=\"why\"{required} maxlength=\"2000\"></textarea>")
     });
     format!(
         "<form method=\"post\" action=\"{}action\" class=\"act\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -421,7 +435,20 @@ fn action_form(
     )
 }
 
-pub fn sighting(viewer: &Viewer, s: &Sighting, reveal: Option<&str>) -> String {
+/// What a reveal gives the sighting page.
+#[derive(Debug, Clone, Copy)]
+pub enum Revealed<'a> {
+    /// The blurred rendering (a `data:` URL) and its size in pixels.
+    Image {
+        src: &'a str,
+        width: usize,
+        height: usize,
+    },
+    /// Why there is none (no evidence, not an image, ...).
+    Unavailable(&'a str),
+}
+
+pub fn sighting(viewer: &Viewer, s: &Sighting, reveal: Option<Revealed>) -> String {
     let r = &s.record;
     let mut b = String::new();
     let _ = write!(
@@ -464,12 +491,23 @@ pub fn sighting(viewer: &Viewer, s: &Sighting, reveal: Option<&str>) -> String {
     }
     b.push_str("</tbody></table>");
     notes(&mut b, &s.review);
-    if let Some(src) = reveal {
-        let _ = write!(
-            b,
-            "<p><img class=\"reveal\" alt=\"Blurred greyscale rendering of the image\" src=\"{}\"></p>",
-            esc(src)
-        );
+    match reveal {
+        Some(Revealed::Image { src, width, height }) => {
+            let _ = write!(
+                b,
+                "<h2 id=\"revealed\">Blurred rendering</h2><p><img class=\"reveal\" alt=\"Blurred greyscale rendering of the image\" width=\"{width}\" height=\"{height}\" src=\"{}\"></p>\
+                 <p class=\"note\">From the preserved evidence, greyscale and blurred. This view is in the audit log; it is not kept (reloading would ask again).</p>",
+                esc(src)
+            );
+        }
+        Some(Revealed::Unavailable(problem)) => {
+            let _ = write!(
+                b,
+                "<h2 id=\"revealed\">Blurred rendering</h2><p class=\"err\" role=\"status\">{} The request is in the audit log.</p>",
+                esc(problem)
+            );
+        }
+        None => {}
     }
     b.push_str("<h2>Actions</h2>");
     if viewer.role >= Role::Reviewer {
@@ -496,12 +534,13 @@ pub fn sighting(viewer: &Viewer, s: &Sighting, reveal: Option<&str>) -> String {
                 Some("Why is it a false positive"),
             ));
         }
-        b.push_str(&action_form(
+        b.push_str(&action_form_why(
             viewer,
             &r.key,
             "reveal",
             "Reveal blurred image",
-            None,
+            Some("Why reveal (optional)"),
+            false,
         ));
     }
     if viewer.role >= Role::Admin && !r.matches.is_empty() {
@@ -675,5 +714,40 @@ mod tests {
         let page = super::sighting(&viewer(), &s, None);
         assert!(page.contains("value=\"false-positive\""));
         assert!(!page.contains("value=\"release\""), "release is for admins");
+    }
+
+    #[test]
+    fn a_reveal_shows_the_rendering_or_says_why_not() {
+        let s = Sighting {
+            record: record("a", "demo", "00", true, "2026-01-01"),
+            review: Review::default(),
+        };
+        let plain = super::sighting(&viewer(), &s, None);
+        assert!(!plain.contains("<img"), "no image by default");
+        // The reveal form: a button, and a reason that is optional.
+        assert!(plain.contains("value=\"reveal\""));
+        assert!(plain.contains("<textarea id=\"why-reveal\" name=\"why\" maxlength"));
+        let page = super::sighting(
+            &viewer(),
+            &s,
+            Some(Revealed::Image {
+                src: "data:image/png;base64,iVBORw0KGgo=",
+                width: 160,
+                height: 107,
+            }),
+        );
+        assert!(page.contains(
+            "<img class=\"reveal\" alt=\"Blurred greyscale rendering of the image\" width=\"160\" height=\"107\" src=\"data:image&#x2F;png;base64,iVBORw0KGgo=\">"
+        ), "{page}");
+        let page = super::sighting(
+            &viewer(),
+            &s,
+            Some(Revealed::Unavailable("No evidence <b>here</b>.")),
+        );
+        assert!(!page.contains("<img"));
+        assert!(
+            page.contains("No evidence &lt;b&gt;here&lt;&#x2F;b&gt;."),
+            "{page}"
+        );
     }
 }
