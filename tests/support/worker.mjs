@@ -1,7 +1,7 @@
 // The built worker (worker/build/, from scripts/build-worker.sh) running in
-// workerd through Miniflare, with the bindings wrangler.toml declares: local
-// KV namespaces HASH_INDEX and REPORTS, the MATCH_EVENTS queue (producer and
-// consumer, dead-letter queue hashgate-dlq, itself consumed) and the vars.
+// workerd through Miniflare, with the bindings wrangler.toml declares, read
+// from it (tests/support/wrangler.mjs): local KV, R2, D1, the queues (their
+// consumers made fast for tests, below), Analytics Engine and the vars.
 // Nothing is built here; run scripts/build-worker.sh first (scripts/test-e2e.sh does).
 //
 // Create ONE instance per test file (startup costs ~0.5 s):
@@ -21,32 +21,42 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
 import { REPO_ROOT } from "./origin.mjs";
+import { WRANGLER, bindingOptions, producerQueue } from "./wrangler.mjs";
 
 export const BUILD_DIR = path.join(REPO_ROOT, "worker", "build");
 export const SCRIPT_PATH = path.join(BUILD_DIR, "index.js");
 
-// Keep in step with wrangler.toml.
-export const COMPATIBILITY_DATE = "2026-04-26";
-export const MATCH_EVENTS_QUEUE = "hashgate-match-events";
-export const DEAD_LETTER_QUEUE = "hashgate-dlq";
-export const KV_NAMESPACES = ["HASH_INDEX", "REPORTS"];
+// Bindings, compatibility date and vars come from wrangler.toml
+// (tests/support/wrangler.mjs); the names below are read from it too.
+const WRANGLER_OPTIONS = bindingOptions();
+export const COMPATIBILITY_DATE = WRANGLER_OPTIONS.compatibilityDate;
+export const MATCH_EVENTS_QUEUE = producerQueue("MATCH_EVENTS");
+export const DEAD_LETTER_QUEUE = WRANGLER_OPTIONS.queueConsumers[MATCH_EVENTS_QUEUE].deadLetterQueue;
+export const KV_NAMESPACES = WRANGLER_OPTIONS.kvNamespaces;
 /** The evidence key the tests' worker encrypts with (base64 of 32 bytes) and its id. */
 export const EVIDENCE_KEY = Buffer.alloc(32, 7).toString("base64");
 export const EVIDENCE_KEY_ID = "e2e-k1";
 // Stored content (docs/stored.md): buckets, the hash log, the objects queue.
-export const STORED_QUEUE = "hashgate-stored-objects";
+export const STORED_QUEUE = producerQueue("STORED_OBJECTS");
 // The R2 buckets: evidence (docs/reporting.md) and stored content.
-export const R2_BUCKETS = { EVIDENCE: "hashgate-evidence", UPLOADS: "user-uploads", QUARANTINE: "hashgate-quarantine" };
+export const R2_BUCKETS = WRANGLER_OPTIONS.r2Buckets;
 /** The secret the tests' webhook receivers verify with. */
 export const WEBHOOK_SECRET = "e2e-webhook-secret";
-/** Example policy, same as the POLICY default in wrangler.toml. */
-export const DEFAULT_POLICY = {
-  routes: [{ pattern: "*/*", action: "flag", lists: ["*"], fail: "open", scan: ["responses"] }],
+/** Example policy: the POLICY default in wrangler.toml. */
+export const DEFAULT_POLICY = JSON.parse(WRANGLER.vars.POLICY);
+
+// Test-only: queues deliver at once and retry without delay, so tests see
+// events within ~1 s (wrangler.toml batches for seconds and retries after
+// 30 s); the match events and their dead letters one message per batch.
+const TEST_CONSUMERS = {
+  [MATCH_EVENTS_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
+  [DEAD_LETTER_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
+  [STORED_QUEUE]: { maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
 };
 
 /** The Analytics Engine binding and dataset (wrangler.toml [[analytics_engine_datasets]]). */
 export const ANALYTICS_BINDING = "HASHGATE_EVENTS";
-export const ANALYTICS_DATASET = "hashgate_events";
+export const ANALYTICS_DATASET = WRANGLER_OPTIONS.analyticsEngineDatasets[ANALYTICS_BINDING].dataset;
 const RECORDER = "hashgate-analytics-recorder";
 
 // A wrapped binding with the dataset's one method (synchronous, as the
@@ -105,28 +115,18 @@ export async function startWorker({ origin = "", policy = DEFAULT_POLICY, bindin
     scriptPath: SCRIPT_PATH,
     modulesRoot: BUILD_DIR,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-    compatibilityDate: COMPATIBILITY_DATE,
+    ...WRANGLER_OPTIONS,
     // No network fetch of cf.json; request.cf gets a fixed local value.
     cf: false,
-    kvNamespaces: KV_NAMESPACES,
-    analyticsEngineDatasets: { [ANALYTICS_BINDING]: { dataset: ANALYTICS_DATASET } },
-    r2Buckets: R2_BUCKETS,
-    queueProducers: { MATCH_EVENTS: { queueName: MATCH_EVENTS_QUEUE }, STORED_OBJECTS: { queueName: STORED_QUEUE } },
-    d1Databases: { HASH_LOG: "hashgate-hash-log" },
-    // Deliver each event on its own and fast, so tests see them within ~1 s.
-    queueConsumers: {
-      [MATCH_EVENTS_QUEUE]: {
-        maxBatchSize: 1,
-        maxBatchTimeout: 0,
-        maxRetries: 3,
-        retryDelay: 0,
-        deadLetterQueue: DEAD_LETTER_QUEUE,
-        ...consumer,
-      },
-      [DEAD_LETTER_QUEUE]: { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0 },
-      [STORED_QUEUE]: { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 0, deadLetterQueue: DEAD_LETTER_QUEUE },
-    },
+    queueConsumers: Object.fromEntries(
+      Object.entries(WRANGLER_OPTIONS.queueConsumers).map(([queue, settings]) => [
+        queue,
+        { ...settings, ...TEST_CONSUMERS[queue], ...(queue === MATCH_EVENTS_QUEUE ? consumer : {}) },
+      ]),
+    ),
+    // wrangler.toml's [vars], then what the tests set.
     bindings: {
+      ...WRANGLER_OPTIONS.bindings,
       POLICY: typeof policy === "string" ? policy : JSON.stringify(policy),
       ORIGIN: origin,
       WEBHOOK_SECRET,

@@ -411,17 +411,18 @@ pub fn multipart(
     out
 }
 
-/// Whether a bearer token matches, in time independent of where they differ.
+/// Whether a bearer token matches, in time independent of where they differ
+/// and of whether their lengths agree: the SHA-256 digests of both are
+/// compared with `subtle`'s constant-time equality (equal digests, equal
+/// tokens). An empty expected token matches nothing.
 pub fn token_matches(given: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
     if expected.is_empty() {
         return false;
     }
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, &expected) in b.iter().enumerate() {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ expected);
-    }
-    diff == 0
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 #[cfg(target_arch = "wasm32")]

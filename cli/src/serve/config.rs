@@ -212,6 +212,8 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// Parses a duration: a number with `ms`, `s` (the default) or `m`.
+/// Not `humantime`: it takes neither a bare number of seconds (`30`) nor a
+/// fraction (`1.5s`), which the flags have always accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let digits = t

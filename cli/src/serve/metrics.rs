@@ -1,6 +1,9 @@
 //! Counters for `GET /metrics`, in the Prometheus text format (version
 //! 0.0.4), written by hand: a handful of series does not justify a metrics
-//! library, and the format is a few lines of text.
+//! library, and the format is a few lines of text. `prometheus-client` would
+//! not keep them as they are: its encoder writes OpenMetrics text (a
+//! trailing `# EOF`, `_total` appended to every counter's name, its own
+//! content type), which changes the series scrapers and dashboards read.
 //!
 //! Label values come from fixed sets (endpoints, status codes, error kinds)
 //! or from the index (list names), so the number of series stays bounded

@@ -79,7 +79,10 @@ impl Params {
     }
 }
 
-/// Percent-decodes one name or value (`+` is a space).
+/// Percent-decodes one name or value (`+` is a space). Written here rather
+/// than with `form_urlencoded` (which the `url` crate brings): that parser
+/// is lenient by design (a bad escape stays as text, bytes that are not
+/// UTF-8 become U+FFFD), and these parameters are strict: either is a 400.
 fn decode(text: &str) -> Result<String, ApiError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

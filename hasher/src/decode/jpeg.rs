@@ -15,6 +15,7 @@
 
 use jpeg_decoder::{Decoder, PixelFormat};
 
+use super::jpeg_markers::{self, Segment, Walk};
 use super::{dct_luma, DecodedImage, Reduction};
 use crate::error::HashError;
 use crate::limits::Limits;
@@ -89,32 +90,25 @@ impl Frame {
     }
 }
 
-/// The first frame header of a JPEG, walking marker segments from SOI as
-/// jpeg-decoder does (bytes between segments are skipped, as are fill
-/// bytes). `None` when there is none before the first scan.
+/// The first frame header of a JPEG, found where jpeg-decoder finds it
+/// ([`Walk::AsJpegDecoder`]). `None` when there is none before the first
+/// scan. The fields are read from the data after the length field, as
+/// jpeg-decoder reads them, whatever the declared length.
 fn frame(bytes: &[u8]) -> Option<Frame> {
-    let mut at = 2;
-    loop {
-        while *bytes.get(at)? != 0xFF {
-            at += 1;
+    for segment in jpeg_markers::segments(bytes, Walk::AsJpegDecoder) {
+        let Segment { marker, start, .. } = segment.ok()?;
+        if marker == 0xDA {
+            return None;
         }
-        while *bytes.get(at)? == 0xFF {
-            at += 1;
-        }
-        let marker = *bytes.get(at)?;
-        at += 1;
-        match marker {
-            // Stuffed zero, TEM, RSTn, SOI: no length.
-            0x00 | 0x01 | 0xD0..=0xD8 => continue,
-            0xD9 | 0xDA => return None,
-            _ => {}
-        }
-        let length = usize::from(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
         if matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) {
-            let header = bytes.get(at + 2..at + 8)?;
+            let header = bytes.get(start..start + 6)?;
             let count = usize::from(header[5]);
             let sampling = (0..count)
-                .map(|i| bytes.get(at + 8 + 3 * i + 1).map(|&s| (s >> 4, s & 0x0F)))
+                .map(|i| {
+                    bytes
+                        .get(start + 6 + 3 * i + 1)
+                        .map(|&s| (s >> 4, s & 0x0F))
+                })
                 .collect::<Option<Vec<_>>>()?;
             return Some(Frame {
                 marker,
@@ -124,8 +118,8 @@ fn frame(bytes: &[u8]) -> Option<Frame> {
                 sampling,
             });
         }
-        at += length.max(2);
     }
+    None
 }
 
 /// Samples of a lossless frame whose precision is not 8 bits: jpeg-decoder

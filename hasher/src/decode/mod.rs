@@ -14,6 +14,7 @@ mod dct_luma;
 pub mod frames;
 pub mod ico;
 mod jpeg;
+mod jpeg_markers;
 mod other;
 mod png_rows;
 pub mod sniff;

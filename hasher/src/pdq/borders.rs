@@ -52,12 +52,6 @@ fn border_depth(lines: usize, stats: impl Fn(usize) -> (f32, f32)) -> usize {
         .count()
 }
 
-/// The content inside uniform borders, or `None` when there is no border
-/// (or cutting it would leave too little).
-pub fn content_rect(image: &LumaImage) -> Option<Rect> {
-    content_rects(image).into_iter().next()
-}
-
 /// Candidate content regions, best first: inside every uniform band found
 /// (cutting one more line for the blend at the edge, and not), and, where
 /// that differs, inside bands of equal width on all sides (in
@@ -159,6 +153,12 @@ impl LumaImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first content rectangle, or `None` when there is no border (or
+    /// cutting it would leave too little).
+    fn content_rect(image: &LumaImage) -> Option<Rect> {
+        content_rects(image).into_iter().next()
+    }
 
     fn textured(width: usize, height: usize) -> LumaImage {
         let pixels = (0..width * height)

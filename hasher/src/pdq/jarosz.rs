@@ -12,8 +12,8 @@
 //! * the second row pass keeps only the 64 columns that are sampled, and the
 //!   second column pass runs on those 64 columns only.
 //!
-//! [`reference_blur_and_decimate`] is the reference's algorithm written
-//! plainly; tests compare the two bit for bit.
+//! `reference_blur_and_decimate` (test builds only) is the reference's
+//! algorithm written plainly; tests compare the two bit for bit.
 
 /// Box window length for downscaling `old` samples to `new` with two passes
 /// (reference: `computeJaroszFilterWindowSize`).
@@ -229,8 +229,13 @@ pub fn box_blur(pixels: &mut [f32], width: usize, height: usize, window: usize, 
 }
 
 /// The reference algorithm, step by step, on whole buffers. Slow; the test
-/// oracle for [`blur_and_decimate`].
-pub fn reference_blur_and_decimate(luma: &[f32], width: usize, height: usize) -> [[f32; 64]; 64] {
+/// oracle for [`blur_and_decimate`] (and `projected.rs`), built for tests only.
+#[cfg(test)]
+pub(crate) fn reference_blur_and_decimate(
+    luma: &[f32],
+    width: usize,
+    height: usize,
+) -> [[f32; 64]; 64] {
     fn box1d(
         input: &[f32],
         output: &mut [f32],

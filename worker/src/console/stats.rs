@@ -137,7 +137,8 @@ pub fn overview(sightings: &[Sighting]) -> Overview {
 pub struct EntryHealth {
     pub list: String,
     pub entry: String,
-    pub hash_type: String,
+    /// The hash type (`pdq`, `md5`, ...), `MatchRecord::kind`.
+    pub kind: String,
     pub hash: String,
     /// Distinct images (SHA-256) it matched.
     pub distinct_images: usize,
@@ -181,8 +182,8 @@ pub fn list_health(sightings: &[Sighting], distinct_threshold: usize) -> Vec<Ent
     }
     let mut out: Vec<EntryHealth> = images
         .into_iter()
-        .filter_map(|((list, entry, hash_type, hash), imgs)| {
-            let bits = (hash_type == "pdq").then(|| pdq_bits(&hash)).flatten();
+        .filter_map(|((list, entry, kind, hash), imgs)| {
+            let bits = (kind == "pdq").then(|| pdq_bits(&hash)).flatten();
             let mut why = Vec::new();
             if imgs.len() >= distinct_threshold {
                 why.push("matches many distinct images");
@@ -193,7 +194,7 @@ pub fn list_health(sightings: &[Sighting], distinct_threshold: usize) -> Vec<Ent
             (!why.is_empty()).then_some(EntryHealth {
                 list,
                 entry,
-                hash_type,
+                kind,
                 hash,
                 distinct_images: imgs.len(),
                 bits,

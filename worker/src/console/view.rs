@@ -606,7 +606,7 @@ pub fn health(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&e.list),
             esc(&e.entry),
-            esc(&e.hash_type),
+            esc(&e.kind),
             esc(&e.hash),
             e.distinct_images,
             e.bits.map_or("-".to_owned(), |b| b.to_string()),

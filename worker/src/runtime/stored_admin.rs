@@ -40,11 +40,6 @@ fn error(status: u16, message: &str) -> Result<Response, JsValue> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-/// Compares without an early exit on the first differing byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BackfillRequest {
@@ -73,7 +68,7 @@ pub async fn handle(request: &Request, env: &Env) -> Result<Option<Response>, Js
     };
     let given = header(&request.headers(), "authorization").unwrap_or_default();
     let given = given.strip_prefix("Bearer ").unwrap_or_default();
-    if !same(given.as_bytes(), token.as_bytes()) {
+    if !crate::reporting::token_matches(given, &token) {
         return error(401, "missing or wrong bearer token").map(Some);
     }
     let method = request.method().to_ascii_uppercase();

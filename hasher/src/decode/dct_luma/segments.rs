@@ -1,9 +1,12 @@
 //! The marker segments before the first scan: what the scan decoder needs
 //! (frame, tables, restart interval, the scan's components) and nothing
-//! more. Anything this fast path does not handle is reported as
+//! more. The segments come from the one marker walk
+//! (`decode::jpeg_markers`), strict: anything between segments that is not
+//! a well-formed segment is [`Fallback::Corrupt`]. Anything this fast path does not handle is reported as
 //! [`Fallback::Unsupported`] so that the general decoder takes the file.
 
 use super::Fallback;
+use crate::decode::jpeg_markers::{self, Segment, Walk};
 
 /// One component of the frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,36 +104,10 @@ pub fn read(bytes: &[u8]) -> Result<Headers<'_>, Fallback> {
         data_start: 0,
     };
     let mut adobe_transform = None;
-    let mut at = 2;
-    loop {
-        // Markers may be preceded by fill bytes; anything else between
-        // segments is not something this path guesses about.
-        if bytes.get(at) != Some(&0xFF) {
-            return Err(Fallback::Corrupt("expected a marker"));
-        }
-        while bytes.get(at) == Some(&0xFF) {
-            at += 1;
-        }
-        let marker = *bytes
-            .get(at)
-            .ok_or(Fallback::Corrupt("ends before a scan"))?;
-        at += 1;
-        if matches!(marker, 0x01 | 0xD0..=0xD7) {
-            continue;
-        }
-        if matches!(marker, 0x00 | 0xD8 | 0xD9) {
-            return Err(Fallback::Corrupt("unexpected marker before the scan"));
-        }
-        let length = bytes
-            .get(at..at + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or(Fallback::Corrupt("ends in a segment length"))?;
-        if length < 2 {
-            return Err(Fallback::Corrupt("segment length below 2"));
-        }
-        let body = bytes
-            .get(at + 2..at + length)
-            .ok_or(Fallback::Corrupt("segment runs past the end"))?;
+    for segment in jpeg_markers::segments(bytes, Walk::Strict) {
+        let Segment {
+            marker, body, end, ..
+        } = segment.map_err(|e| Fallback::Corrupt(e.text()))?;
         let mut fields = Fields { bytes: body, at: 0 };
         match marker {
             0xC0 | 0xC1 => read_frame(&mut fields, &mut headers)?,
@@ -150,14 +127,15 @@ pub fn read(bytes: &[u8]) -> Result<Headers<'_>, Fallback> {
             }
             0xDA => {
                 read_scan(&mut fields, &mut headers)?;
-                headers.data_start = at + length;
+                headers.data_start = end;
                 check_colour(&headers, adobe_transform)?;
                 return Ok(headers);
             }
             _ => {}
         }
-        at += length;
     }
+    // A strict walk ends with an error or after the first scan.
+    Err(Fallback::Corrupt("ends before a scan"))
 }
 
 fn read_frame(fields: &mut Fields, headers: &mut Headers) -> Result<(), Fallback> {
