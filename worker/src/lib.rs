@@ -29,6 +29,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod address;
+pub mod block_limit;
 pub mod budget;
 pub mod canonical;
 pub mod console;
@@ -67,7 +68,7 @@ mod runtime;
 #[cfg(target_arch = "wasm32")]
 use runtime::{
     body, config, consumer, current_index, digests, flood, intercept, lookup, overrides_store,
-    ranged, shared_verdicts, stored, stored_admin,
+    penalties, ranged, shared_verdicts, stored, stored_admin,
 };
 
 #[cfg(target_arch = "wasm32")]

@@ -9,6 +9,8 @@
 //! * 503 when an image could not be checked on a `fail: closed` route.
 //! * 500 when the worker cannot serve at all (an unusable `ORIGIN`, or a
 //!   fault of the runtime).
+//! * 429 to a client past its limit of 451 answers
+//!   ([`crate::block_limit`]), for every request on a scanning route.
 //! * 502 when the origin could not be reached.
 //! * 508 when the worker receives its own request (see [`crate::origin`]).
 //!
@@ -98,6 +100,21 @@ mod runtime {
              Request id {request_id}.\n"
         );
         build(503, "Service Unavailable", &body, &[("Retry-After", "60")])
+    }
+
+    /// 429 to a client past its limit of 451 answers, whatever it asked
+    /// for on a scanning route.
+    pub fn too_many_requests(request_id: &str, retry_after: u32) -> Result<Response, JsValue> {
+        let body = format!(
+            "429 Too Many Requests\n\nToo many requests from your network. Try again later. \
+             Request id {request_id}.\n"
+        );
+        build(
+            429,
+            "Too Many Requests",
+            &body,
+            &[("Retry-After", &retry_after.to_string())],
+        )
     }
 
     /// 500 when the worker cannot serve; the reason is in the log.

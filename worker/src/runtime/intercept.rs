@@ -7,6 +7,8 @@
 //!              every ambiguous reading; see crate::canonical), most specific pattern per
 //!              reading, most protective across readings; none or disabled: pass through
 //! exempt       HEAD and websocket upgrades: pass through
+//! penalty      with the BLOCK_LIMIT binding: a client past its limit of 451s gets 429 for
+//!              everything on the route (crate::block_limit)
 //! upload       any request with a body on a route scanning uploads: read, decode, find every image
 //!              an origin could extract (upload.rs) -> 451 before the origin sees it, fail mode for
 //!              what cannot be read, or forward the same bytes
@@ -21,8 +23,10 @@
 //! hash         PDQ + 8 dihedral variants + views (alpha, frames, SVG images) + MD5/SHA-1/SHA-256,
 //!              in wasm
 //! look up      the resident index in memory (loaded once per isolate and generation), or KV bucket reads
-//! verdict      clean or match, less what hg2/overrides clears (crate::overrides)
-//! respond      clean: the origin's response object itself; block: 451; flag: original + event;
+//! verdict      clean or match, less what hg2/overrides clears (crate::overrides); matches
+//!              only on suspended entries are flagged (crate::flood_guard)
+//! respond      clean: the origin's response object itself; block: 451 (429 past the client's
+//!              limit); flag: original + event;
 //!              failure: fail open (original + "unscanned" event) or closed (503 + event);
 //!              an undecodable format (AVIF, HEIF, JPEG XL) as the route's `undecodable`
 //!              says; an SVG with no raster image in it: original, no event
@@ -63,6 +67,7 @@ use crate::evidence::{self, EvidenceContext};
 use crate::origin;
 use crate::outbox;
 use crate::overrides_store;
+use crate::penalties;
 use crate::policy::{Action, Route};
 use crate::ranged;
 use crate::respond;
@@ -130,6 +135,19 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
         return pass_through(&request, &config, &request_id).await;
     }
 
+    // Phase: penalty. A client past its limit of 451s gets 429 for
+    // everything on a scanning route ([`crate::block_limit`]).
+    let client = if penalties::enabled(&env) {
+        crate::block_limit::client_key(header(&request.headers(), "cf-connecting-ip").as_deref())
+    } else {
+        None
+    };
+    if let Some(key) = &client {
+        if penalties::is_penalized(key).await {
+            return respond::too_many_requests(&request_id, crate::block_limit::PENALTY_SECONDS);
+        }
+    }
+
     let scope = Scope {
         env,
         ctx,
@@ -137,6 +155,7 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> Result<Response
         route,
         request_id,
         url,
+        client,
     };
 
     // Phase: upload.
@@ -323,6 +342,8 @@ struct Scope {
     route: Route,
     request_id: String,
     url: String,
+    /// The client's key for the limit on 451s, when the limit is on.
+    client: Option<String>,
 }
 
 impl Scope {
@@ -556,7 +577,15 @@ impl Scope {
         match action {
             Action::Flag => Ok(Outcome::Flagged(checked)),
             Action::Block => {
-                let answer = self.blocked(cx, matches)?;
+                let answer = match &self.client {
+                    Some(key) if !penalties::count_block(&self.env, key).await => {
+                        respond::too_many_requests(
+                            &self.request_id,
+                            crate::block_limit::PENALTY_SECONDS,
+                        )?
+                    }
+                    _ => self.blocked(cx, matches)?,
+                };
                 Ok(Outcome::Blocked { checked, answer })
             }
         }

@@ -10,7 +10,7 @@
 //!   and look-ups in it or in KV; [`shared_verdicts`]: the Cache API tier of
 //!   the verdict cache;
 //! * [`overrides_store`]: the operator's overrides (`hg2/overrides`), read
-//!   with the generation;
+//!   with the generation; [`penalties`]: the per-client limit on 451s;
 //! * [`stored`] and [`stored_admin`]: objects in R2 buckets (notifications,
 //!   backfills, retroactive passes) and their admin endpoints;
 //! * [`consumer`]: the queue handler, with [`flood`] (the flood guard's
@@ -29,6 +29,7 @@ pub mod flood;
 pub mod intercept;
 pub mod lookup;
 pub mod overrides_store;
+pub mod penalties;
 pub mod ranged;
 pub mod shared_verdicts;
 pub mod stored;
