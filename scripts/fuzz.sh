@@ -40,7 +40,7 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo +nightly install cargo-fuzz --locked || cargo +nightly install cargo-fuzz
 fi
 
-ALL_TARGETS=(hash_image hash_variants hash_list index_record index_resolve index_snapshot policy queue_event multipart multipart_reference)
+ALL_TARGETS=(hash_image hash_variants hash_list list_formats index_record index_resolve index_snapshot policy queue_event multipart multipart_reference)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 echo "==> building targets (nightly, address sanitizer)"
@@ -58,7 +58,9 @@ seed_fixtures() {
     hash_image|hash_variants)
       cp fixtures/photos/* fixtures/formats/* fixtures/exact/* fixtures/errors/* "$dir"/ ;;
     hash_list)
-      cp fixtures/lists/* "$dir"/ ;;
+      cp fixtures/lists/*.* "$dir"/ ;;
+    list_formats)
+      cp fixtures/lists/*.* fixtures/lists/formats/* "$dir"/ ;;
   esac
   if [ -d "fixtures/regressions/$target" ]; then
     cp "fixtures/regressions/$target"/* "$dir"/ 2>/dev/null || true
