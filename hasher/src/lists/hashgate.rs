@@ -3,7 +3,10 @@
 //! `HASH_SHA1`, `HASH_SHA256`), the form tag-query tools print.
 //!
 //! The id is everything after the second comma (ids may contain commas);
-//! `#` lines and blank lines are ignored. ThreatExchange types hashgate does
+//! fields may also be quoted as CSV quotes them (`pdq,"HEX","case, 1"`, as
+//! spreadsheets export), and are then read as CSV (the `csv` crate), quotes
+//! removed and doubled quotes undone. `#` lines and blank lines are
+//! ignored. ThreatExchange types hashgate does
 //! not match (`HASH_TMK`, `HASH_PHOTODNA`, `URI`, ...) are counted as
 //! skipped; any other unknown type is an error.
 
@@ -60,8 +63,36 @@ pub(super) fn read(text: &str, file: &mut ListFile) {
     }
 }
 
+/// The line's TYPE, HASH and ID fields: split at the first two commas, or
+/// read as one CSV record when it quotes.
+fn fields(text: &str, line: usize) -> Result<Vec<String>, RecordError> {
+    if !text.contains('"') {
+        return Ok(text.splitn(3, ',').map(str::to_owned).collect());
+    }
+    // The csv reader would read an unclosed quote to the end of the line.
+    if text.matches('"').count() % 2 == 1 {
+        return Err(RecordError::new(line, "a closing quote", "none"));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let record = match reader.records().next() {
+        Some(Ok(record)) => record,
+        Some(Err(e)) => return Err(RecordError::new(line, "a CSV record", e)),
+        None => return Ok(Vec::new()),
+    };
+    let mut fields: Vec<String> = record.iter().take(2).map(str::to_owned).collect();
+    let id: Vec<&str> = record.iter().skip(2).collect();
+    if !id.is_empty() {
+        fields.push(id.join(","));
+    }
+    Ok(fields)
+}
+
 fn read_line(text: &str, line: usize, file: &mut ListFile) -> Result<(), RecordError> {
-    let mut fields = text.splitn(3, ',');
+    let fields = self::fields(text, line)?;
+    let mut fields = fields.iter().map(String::as_str);
     let kind_text = fields.next().unwrap_or_default().trim();
     let Some(hash_text) = fields.next() else {
         return Err(problem(line, LineProblem::MissingHash));

@@ -256,3 +256,26 @@ fn the_format_flag_overrides_recognition() {
         .unwrap_err()
         .contains("pdq-photo-hasher"));
 }
+
+#[test]
+fn quoted_fields_lose_their_quotes_and_unquoted_ids_keep_their_commas() {
+    let pdq = "ab".repeat(32);
+    let sha = "cd".repeat(32);
+    let text = format!(
+        "pdq,\"{pdq}\",\"case, 1 \"\"a\"\"\"\nsha256,{sha},case, 2\n\"HASH_MD5\",\"{}\"\npdq,\"{pdq}\n",
+        "ef".repeat(16)
+    );
+    let file = read(&text, None).unwrap();
+    assert_eq!(file.format, Format::Hashgate);
+    assert_eq!(
+        adds(&file),
+        vec![
+            (pdq.clone(), Some("case, 1 \"a\"".to_owned())),
+            (sha, Some("case, 2".to_owned())),
+            ("ef".repeat(16), None),
+        ]
+    );
+    // An unclosed quote is the line's error, not a lost entry elsewhere.
+    assert_eq!(file.errors.len(), 1, "{:?}", file.errors);
+    assert_eq!(file.errors[0].line, 4);
+}
