@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use hashgate::index::generation::{self, Layout, Manifest, CURRENT_KEY, RESIDENT_MAX_BYTES};
-use hashgate::index::lists::{self, LineError, Parsed};
+use hashgate::index::lists;
 use hashgate::index::{diff_sorted, BuildSummary, Change, IndexBuilder, KindCounts};
 use sha2::{Digest, Sha256};
 
@@ -102,46 +102,6 @@ pub fn run(command: IndexCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// How many bad lines are printed per file before summarising.
-const BAD_LINES_SHOWN: usize = 20;
-
-/// Reports bad lines; fails unless they may be skipped.
-fn check_lines<T>(path: &Path, parsed: &Parsed<T>, skip_bad: bool) -> anyhow::Result<()> {
-    let errors: &[LineError] = &parsed.errors;
-    if errors.is_empty() {
-        return Ok(());
-    }
-    for error in errors.iter().take(BAD_LINES_SHOWN) {
-        eprintln!(
-            "hashgate: {}:{}: {}",
-            path.display(),
-            error.line,
-            error.problem
-        );
-    }
-    if errors.len() > BAD_LINES_SHOWN {
-        eprintln!(
-            "hashgate: {}: {} more bad lines",
-            path.display(),
-            errors.len() - BAD_LINES_SHOWN
-        );
-    }
-    if skip_bad {
-        eprintln!(
-            "hashgate: {}: skipped {} bad lines",
-            path.display(),
-            errors.len()
-        );
-        Ok(())
-    } else {
-        bail!(
-            "{}: {} bad lines (use --skip-bad to leave them out)",
-            path.display(),
-            errors.len()
-        )
-    }
-}
-
 fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
@@ -157,7 +117,11 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.allow {
         let parsed = lists::parse_allowlist(&read_text(path)?);
-        check_lines(path, &parsed, args.skip_bad)?;
+        crate::list_input::report_errors(
+            path,
+            parsed.errors.iter().map(|e| (e.line, &e.problem)),
+            args.skip_bad,
+        )?;
         builder.add_allowlist(parsed.entries);
     }
     let merged = builder.merge()?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use hashgate::index::ListEntry;
-use hashgate::lists::{self, Format, ListState, RecordError};
+use hashgate::lists::{self, Format, ListState};
 
 /// How many bad records are printed per file before summarising.
 const BAD_RECORDS_SHOWN: usize = 20;
@@ -39,7 +39,11 @@ pub fn read_list(
             .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
         let file = lists::read(&text, format)
             .with_context(|| format!("list {name}: {}", path.display()))?;
-        report_errors(path, &file.errors, skip_bad)?;
+        report_errors(
+            path,
+            file.errors.iter().map(|e| (e.line, &e.problem)),
+            skip_bad,
+        )?;
         let (adds, deletes) = file.counts();
         let skipped: Vec<String> = file
             .skipped
@@ -70,37 +74,34 @@ pub fn read_list(
     Ok(state.into_entries())
 }
 
-fn report_errors(path: &Path, errors: &[RecordError], skip_bad: bool) -> anyhow::Result<()> {
-    if errors.is_empty() {
+/// Reports a file's bad lines (the first [`BAD_RECORDS_SHOWN`], then a
+/// count); fails unless they may be skipped. `errors` are (line, problem).
+pub fn report_errors<P: std::fmt::Display>(
+    path: &Path,
+    errors: impl ExactSizeIterator<Item = (usize, P)>,
+    skip_bad: bool,
+) -> anyhow::Result<()> {
+    let count = errors.len();
+    if count == 0 {
         return Ok(());
     }
-    for error in errors.iter().take(BAD_RECORDS_SHOWN) {
-        eprintln!(
-            "hashgate: {}:{}: {}",
-            path.display(),
-            error.line,
-            error.problem
-        );
+    for (line, problem) in errors.take(BAD_RECORDS_SHOWN) {
+        eprintln!("hashgate: {}:{line}: {problem}", path.display());
     }
-    if errors.len() > BAD_RECORDS_SHOWN {
+    if count > BAD_RECORDS_SHOWN {
         eprintln!(
             "hashgate: {}: {} more bad lines",
             path.display(),
-            errors.len() - BAD_RECORDS_SHOWN
+            count - BAD_RECORDS_SHOWN
         );
     }
     if skip_bad {
-        eprintln!(
-            "hashgate: {}: skipped {} bad lines",
-            path.display(),
-            errors.len()
-        );
+        eprintln!("hashgate: {}: skipped {count} bad lines", path.display());
         Ok(())
     } else {
         bail!(
-            "{}: {} bad lines (use --skip-bad to leave them out)",
-            path.display(),
-            errors.len()
+            "{}: {count} bad lines (use --skip-bad to leave them out)",
+            path.display()
         )
     }
 }

@@ -2,17 +2,14 @@
 //! (read, modify, write; other writers' overrides kept) and what they
 //! refuse.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
 
 fn hashgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(args)
-        .output()
-        .expect("the hashgate binary runs")
+    hashgate_testkit::http::hashgate(args, None)
 }
 
 fn run(verb: &str, file: &str, list: &str, hash: &str) -> Output {

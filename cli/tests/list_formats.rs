@@ -3,17 +3,14 @@
 //! entries match, and feeds with deletions reach KV through `index diff`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hashgate::index::layout::bucket_key;
 use hashgate::PdqHash;
 use serde_json::Value;
 
 fn hashgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(args)
-        .output()
-        .expect("the hashgate binary runs")
+    hashgate_testkit::http::hashgate(args, None)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -236,6 +236,23 @@ impl ListFile {
     }
 }
 
+/// One row a CSV reader gave, with its line; a row it could not read is
+/// a record error in `file` (and `None`: reading goes on).
+pub(crate) fn csv_row(
+    record: csv::Result<csv::StringRecord>,
+    file: &mut ListFile,
+) -> Option<(usize, csv::StringRecord)> {
+    match record {
+        Ok(record) => Some((record.position().map_or(0, |p| p.line() as usize), record)),
+        Err(error) => {
+            let line = error.position().map_or(0, |p| p.line() as usize);
+            file.errors
+                .push(RecordError::new(line, "a CSV row", error.to_string()));
+            None
+        }
+    }
+}
+
 /// Reads `text` in `format`, or in the format [`detect`] recognises.
 pub fn read(text: &str, format: Option<Format>) -> Result<ListFile, ReadError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

@@ -15,16 +15,9 @@ pub(super) fn read(text: &str, file: &mut ListFile) -> Result<(), RecordError> {
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                let line = error.position().map_or(0, |p| p.line() as usize);
-                file.errors
-                    .push(RecordError::new(line, "a CSV row", error.to_string()));
-                continue;
-            }
+        let Some((line, record)) = super::csv_row(record, file) else {
+            continue;
         };
-        let line = record.position().map_or(0, |p| p.line() as usize);
         if record.iter().all(str::is_empty) {
             continue;
         }

@@ -65,16 +65,9 @@ pub(super) fn read_csv(text: &str, file: &mut ListFile) -> Result<(), RecordErro
         ));
     };
     for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                let line = error.position().map_or(0, |p| p.line() as usize);
-                file.errors
-                    .push(RecordError::new(line, "a CSV row", error.to_string()));
-                continue;
-            }
+        let Some((line, record)) = super::csv_row(record, file) else {
+            continue;
         };
-        let line = record.position().map_or(0, |p| p.line() as usize);
         let (Some(signal_type), Some(signal)) = (record.get(type_at), record.get(signal_at)) else {
             file.errors.push(RecordError::new(
                 line,
