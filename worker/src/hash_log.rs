@@ -183,10 +183,18 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let statements = schema_statements();
-        assert_eq!(statements.len(), 4);
+        assert_eq!(statements.len(), 5);
         assert!(statements
             .iter()
             .all(|s| s.starts_with("CREATE") && s.contains("IF NOT EXISTS")));
+        for table in ["hash_log", "backfills", "entry_images"] {
+            assert!(
+                statements
+                    .iter()
+                    .any(|s| s.contains(&format!("TABLE IF NOT EXISTS {table} ("))),
+                "{table}"
+            );
+        }
     }
 
     #[test]
