@@ -86,10 +86,10 @@ pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let index = MemoryIndex::load(&args.index)?;
     check_lists(&settings.lists, &index.list_names())?;
     print_lines(queries.into_iter().enumerate().map(|(i, (name, query))| {
-        let quality = images.get(i).and_then(Option::as_ref).map(|h| h.quality);
+        let image = images.get(i).and_then(Option::as_ref);
         let resolved = query
             .and_then(|query| index.find(&query))
-            .map(|matches| settings.apply_hygiene(matches, quality));
+            .map(|matches| settings.apply_hygiene(matches, image));
         match resolved {
             Ok(matches) => {
                 let matches = match images.get(i) {

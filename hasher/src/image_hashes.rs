@@ -79,22 +79,38 @@ impl ImageHashes {
     /// the views.
     /// Duplicates are dropped.
     pub fn query_pdq(&self) -> Vec<(Variant, PdqHash)> {
-        let mut out = vec![(Variant::Original, self.pdq)];
+        self.query_pdq_with_quality()
+            .into_iter()
+            .map(|(variant, hash, _)| (variant, hash))
+            .collect()
+    }
+
+    /// The PDQ quality of each hash of [`ImageHashes::query_pdq`], in the
+    /// same order (the dihedral hashes have the image's own quality).
+    pub fn query_qualities(&self) -> Vec<u8> {
+        self.query_pdq_with_quality()
+            .into_iter()
+            .map(|(_, _, quality)| quality)
+            .collect()
+    }
+
+    fn query_pdq_with_quality(&self) -> Vec<(Variant, PdqHash, u8)> {
+        let mut out = vec![(Variant::Original, self.pdq, self.quality)];
         let dihedral = self.dihedral.iter().flat_map(|all| {
             crate::pdq::Dihedral::ALL
                 .into_iter()
                 .zip(all.iter().copied())
                 .skip(1)
-                .map(|(d, h)| (Variant::Derived(d), h))
+                .map(|(d, h)| (Variant::Derived(d), h, self.quality))
         });
         let extra = self
             .variants
             .iter()
             .chain(&self.views)
-            .map(|v| (v.variant, v.pdq));
-        for (variant, hash) in dihedral.chain(extra) {
-            if !out.iter().any(|(_, h)| *h == hash) {
-                out.push((variant, hash));
+            .map(|v| (v.variant, v.pdq, v.quality));
+        for (variant, hash, quality) in dihedral.chain(extra) {
+            if !out.iter().any(|(_, h, _)| *h == hash) {
+                out.push((variant, hash, quality));
             }
         }
         out

@@ -97,10 +97,12 @@ impl MatchSettings {
         }
     }
 
-    /// The matches that count under the hygiene rules; `quality` is the
-    /// image's PDQ quality (`None` for a query by hash).
-    pub fn apply_hygiene(&self, matches: Vec<Match>, quality: Option<u8>) -> Vec<Match> {
-        self.hygiene.apply(matches, quality).0
+    /// The matches that count under the hygiene rules, each PDQ match
+    /// judged by the quality of the image's query hash that found it
+    /// (`None`: a query by hash).
+    pub fn apply_hygiene(&self, matches: Vec<Match>, image: Option<&ImageHashes>) -> Vec<Match> {
+        let qualities = image.map(ImageHashes::query_qualities).unwrap_or_default();
+        self.hygiene.apply(matches, &qualities).0
     }
 
     /// The query for one hash given as text (`--pdq`, `?sha256=`, ...).

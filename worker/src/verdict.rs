@@ -72,7 +72,7 @@ pub fn query(hashes: &ImageHashes, route: &Route) -> Query {
 /// per-list distance, negative lists). Overrides (entries turned off,
 /// images cleared) come after the remembered verdict, in the runtime.
 pub fn after_hygiene(matches: Vec<Match>, hashes: &ImageHashes, route: &Route) -> Vec<Match> {
-    route.hygiene.apply(matches, Some(hashes.quality)).0
+    route.hygiene.apply(matches, &hashes.query_qualities()).0
 }
 
 /// What happens to an image that could not be checked.

@@ -139,7 +139,7 @@ pub fn check(
     };
     match index
         .find(&settings.image_query(&hashes))
-        .map(|matches| settings.apply_hygiene(matches, Some(hashes.quality)))
+        .map(|matches| settings.apply_hygiene(matches, Some(&hashes)))
     {
         Ok(matches) => Outcome::Checked {
             matches: MatchRecord::for_image(&hashes, matches),

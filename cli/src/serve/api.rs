@@ -438,7 +438,7 @@ impl App {
         let matches = self
             .config
             .matching
-            .apply_hygiene(matches, image.map(|h| h.quality));
+            .apply_hygiene(matches, image);
         self.metrics
             .matched(matches.iter().map(|m| (m.list.as_str(), m.kind.name())));
         Ok(matches)

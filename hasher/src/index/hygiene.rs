@@ -4,10 +4,13 @@
 //!
 //! * **PDQ quality.** PDQ's authors advise ignoring hashes of quality below
 //!   50: a flat or tiny image has a hash dominated by noise, and such hashes
-//!   collide with unrelated flat images. An image whose PDQ quality is below
-//!   [`Hygiene::min_pdq_quality`] (default [`DEFAULT_MIN_PDQ_QUALITY`]) gets
-//!   no PDQ match; its exact digests still match (a digest is exact whatever
-//!   the pixels).
+//!   collide with unrelated flat images. A PDQ match found by a query hash
+//!   of quality below [`Hygiene::min_pdq_quality`] (default
+//!   [`DEFAULT_MIN_PDQ_QUALITY`]) does not count; exact digests still match
+//!   (a digest is exact whatever the pixels). The quality is that of the
+//!   query hash that found the match: an image whose stored pixels are flat
+//!   but whose view over white is a photo (hidden alpha) is judged by the
+//!   view.
 //! * **Per-list distance.** Lists differ in how near a copy may be before it
 //!   is the same image: a list of logos or screenshots wants a tighter
 //!   distance than a list of photos. [`Hygiene::list_distance`] caps the PDQ
@@ -21,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ListFilter, ListName, Match};
+use super::{ListFilter, ListName, Match, MatchedBy};
 use crate::hashes::HashKind;
 
 /// The quality below which PDQ hashes are not matched by default (PDQ's
@@ -72,16 +75,20 @@ impl Hygiene {
         }
     }
 
-    /// The matches that count. `pdq_quality` is the image's PDQ quality
-    /// (`None` when the query was hashes, not an image: the rule on quality
-    /// then needs the caller's say, see [`Hygiene::apply_to_hashes`]).
-    pub fn apply(&self, matches: Vec<Match>, pdq_quality: Option<u8>) -> (Vec<Match>, Dropped) {
+    /// The matches that count. `qualities[i]` is the PDQ quality of the
+    /// query's `pdq[i]` ([`crate::ImageHashes::query_qualities`]); a PDQ
+    /// match whose query hash has no quality there (a query of bare
+    /// hashes: `&[]`) is not judged by quality.
+    pub fn apply(&self, matches: Vec<Match>, qualities: &[u8]) -> (Vec<Match>, Dropped) {
         let mut dropped = Dropped::default();
-        let low_quality = pdq_quality.is_some_and(|q| q < self.min_pdq_quality);
         let mut kept: Vec<Match> = Vec::with_capacity(matches.len());
         for m in matches {
             if m.kind == HashKind::Pdq {
-                if low_quality {
+                let quality = match m.matched_by {
+                    MatchedBy::Pdq(i) => qualities.get(i).copied(),
+                    _ => None,
+                };
+                if quality.is_some_and(|q| q < self.min_pdq_quality) {
                     dropped.low_quality += 1;
                     continue;
                 }
@@ -105,7 +112,7 @@ impl Hygiene {
 
     /// [`Hygiene::apply`] for a query of bare hashes (no image, no quality).
     pub fn apply_to_hashes(&self, matches: Vec<Match>) -> Vec<Match> {
-        self.apply(matches, None).0
+        self.apply(matches, &[]).0
     }
 
     /// A short text that differs whenever the rules differ: part of the
@@ -150,18 +157,26 @@ mod tests {
     fn low_quality_images_get_no_pdq_match_but_digests_still_match() {
         let rules = Hygiene::default();
         let matches = vec![m("a", HashKind::Pdq, 3), m("a", HashKind::Md5, 0)];
-        let (kept, dropped) = rules.apply(matches.clone(), Some(49));
+        let (kept, dropped) = rules.apply(matches.clone(), &[49]);
         assert_eq!(kept, vec![m("a", HashKind::Md5, 0)]);
         assert_eq!(dropped.low_quality, 1);
-        assert_eq!(rules.apply(matches.clone(), Some(50)).0, matches);
+        assert_eq!(rules.apply(matches.clone(), &[50]).0, matches);
         // Configurable, and off at 0.
         let off = Hygiene {
             min_pdq_quality: 0,
             ..Hygiene::default()
         };
-        assert_eq!(off.apply(matches.clone(), Some(0)).0, matches);
+        assert_eq!(off.apply(matches.clone(), &[0]).0, matches);
         // Bare hashes have no quality to judge.
         assert_eq!(rules.apply_to_hashes(matches.clone()), matches);
+        // Each match is judged by the query hash that found it: a flat
+        // image whose view (pdq[1]) is a photo keeps the view's match.
+        let by_view = Match {
+            matched_by: MatchedBy::Pdq(1),
+            ..m("a", HashKind::Pdq, 2)
+        };
+        let (kept, _) = rules.apply(vec![m("a", HashKind::Pdq, 3), by_view.clone()], &[10, 90]);
+        assert_eq!(kept, vec![by_view]);
     }
 
     #[test]
@@ -175,7 +190,7 @@ mod tests {
             m("logos", HashKind::Pdq, 9),
             m("photos", HashKind::Pdq, 20),
         ];
-        let (kept, dropped) = rules.apply(matches, Some(100));
+        let (kept, dropped) = rules.apply(matches, &[100]);
         assert_eq!(
             kept,
             vec![m("logos", HashKind::Pdq, 8), m("photos", HashKind::Pdq, 20)]
@@ -190,7 +205,7 @@ mod tests {
             ..Hygiene::default()
         };
         let matches = vec![m("ncmec", HashKind::Pdq, 4), m("stock", HashKind::Pdq, 6)];
-        let (kept, dropped) = rules.apply(matches, Some(100));
+        let (kept, dropped) = rules.apply(matches, &[100]);
         assert!(kept.is_empty());
         assert_eq!(dropped.negative, 2);
         // Beyond its own distance, the negative entry does not count.
@@ -200,7 +215,7 @@ mod tests {
         };
         let matches = vec![m("ncmec", HashKind::Pdq, 4), m("stock", HashKind::Pdq, 6)];
         assert_eq!(
-            capped.apply(matches, Some(100)).0,
+            capped.apply(matches, &[100]).0,
             vec![m("ncmec", HashKind::Pdq, 4)]
         );
         assert_ne!(rules.key(), capped.key());

@@ -270,9 +270,24 @@ pub async fn handle(
         ("GET", "health") => {
             let (all, _) = sightings(&reports).await;
             let health = stats::list_health(&all, settings.distinct_images);
+            // Entries turned off, suspended by the flood guard, or reviewed.
+            let turned_off = match env.kv(HASH_INDEX) {
+                Ok(kv) => match kv.get(OVERRIDES_KEY).text().await {
+                    Ok(Some(text)) => Overrides::parse(&text).map(|o| o.entries).ok(),
+                    Ok(None) => Some(Vec::new()),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            };
             page(
                 200,
-                &view::health(&viewer, &health, settings.distinct_images, all.len()),
+                &view::health(
+                    &viewer,
+                    &health,
+                    settings.distinct_images,
+                    all.len(),
+                    turned_off.as_deref(),
+                ),
             )
         }
         ("POST", "action") => {

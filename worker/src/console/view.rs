@@ -595,6 +595,7 @@ pub fn health(
     entries: &[EntryHealth],
     threshold: usize,
     records: usize,
+    turned_off: Option<&[hashgate::overrides::EntryOverride]>,
 ) -> String {
     let mut b = format!(
         "<p>Entries that matched at least {threshold} distinct images, or whose PDQ hash is unbalanced (a flat or synthetic source), among {records} records read.</p>\
@@ -614,7 +615,41 @@ pub fn health(
         );
     }
     b.push_str("</tbody></table>");
+    b.push_str(&turned_off_table(turned_off));
     layout("List health", Some(viewer), Page::Health, &b)
+}
+
+/// The entries of `hg2/overrides`: disabled by a person, suspended by the
+/// flood guard (flagged, not blocked, until someone decides), or reviewed.
+fn turned_off_table(entries: Option<&[hashgate::overrides::EntryOverride]>) -> String {
+    let Some(entries) = entries else {
+        return "<p>The overrides (hg2/overrides) could not be read.</p>".to_owned();
+    };
+    let mut b = String::from(
+        "<table><caption>Entries turned off or suspended (hg2/overrides; turn one on with <code>hashgate index enable</code>)</caption><thead><tr><th scope=\"col\">List</th><th scope=\"col\">Type</th><th scope=\"col\">Hash</th><th scope=\"col\">State</th><th scope=\"col\">By</th><th scope=\"col\">When</th><th scope=\"col\">Why</th></tr></thead><tbody>",
+    );
+    for e in entries {
+        let state = match e.state {
+            hashgate::overrides::EntryState::Disabled => "disabled",
+            hashgate::overrides::EntryState::Suspended => "suspended (flagged, not blocked)",
+            hashgate::overrides::EntryState::Reviewed => "reviewed (on)",
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.list),
+            esc(&e.kind),
+            esc(&e.hash),
+            esc(&e.by),
+            esc(&e.at),
+            esc(&e.reason)
+        );
+    }
+    if entries.is_empty() {
+        b.push_str("<tr><td colspan=\"7\">None.</td></tr>");
+    }
+    b.push_str("</tbody></table>");
+    b
 }
 
 #[cfg(test)]
@@ -749,5 +784,31 @@ mod tests {
             page.contains("No evidence &lt;b&gt;here&lt;&#x2F;b&gt;."),
             "{page}"
         );
+    }
+
+    #[test]
+    fn turned_off_entries_show_their_state_escaped() {
+        use hashgate::overrides::{EntryOverride, EntryState};
+        let entry = |state| EntryOverride {
+            list: "demo".into(),
+            kind: "pdq".into(),
+            hash: "ab".repeat(32),
+            state,
+            at: "2026-01-01T00:00:00Z".into(),
+            by: "flood-guard".into(),
+            reason: "<script>x</script>".into(),
+        };
+        let html = turned_off_table(Some(&[
+            entry(EntryState::Suspended),
+            entry(EntryState::Disabled),
+            entry(EntryState::Reviewed),
+        ]));
+        assert!(html.contains("suspended (flagged, not blocked)"));
+        assert!(html.contains("<td>disabled</td>"));
+        assert!(html.contains("reviewed (on)"));
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(turned_off_table(Some(&[])).contains("None."));
+        assert!(turned_off_table(None).contains("could not be read"));
     }
 }

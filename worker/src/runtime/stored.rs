@@ -301,7 +301,7 @@ async fn scan(
     let matches = current_index::find(env, &manifest, &query, INDEX_TIMEOUT_MS)
         .await
         .map_err(retry)?;
-    let (matches, _) = rule.hygiene.apply(matches, Some(hashes.quality));
+    let (matches, _) = rule.hygiene.apply(matches, &hashes.query_qualities());
     let Verdict::Match(summaries) = verdict::verdict(&matches, &hashes) else {
         row.result = ScanResult::Clean;
         return write_row(&db, &row).await;
@@ -875,10 +875,10 @@ async fn confirm_edge(
     // The route's hygiene rules, with the quality logged at the edge (a
     // row logged before qualities were kept is judged as a bare hash).
     let matches = match route {
-        Some(route) => route.hygiene.apply(matches, candidate.pdq_quality).0,
+        Some(route) => route.hygiene.apply(matches, candidate.pdq_quality.as_slice()).0,
         None => {
             hashgate::index::Hygiene::default()
-                .apply(matches, candidate.pdq_quality)
+                .apply(matches, candidate.pdq_quality.as_slice())
                 .0
         }
     };
