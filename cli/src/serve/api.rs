@@ -435,10 +435,7 @@ impl App {
             .index
             .find(query)
             .map_err(|e| ApiError::internal(format!("index lookup failed: {e}")))?;
-        let matches = self
-            .config
-            .matching
-            .apply_hygiene(matches, image);
+        let matches = self.config.matching.apply_hygiene(matches, image);
         self.metrics
             .matched(matches.iter().map(|m| (m.list.as_str(), m.kind.name())));
         Ok(matches)

@@ -875,7 +875,12 @@ async fn confirm_edge(
     // The route's hygiene rules, with the quality logged at the edge (a
     // row logged before qualities were kept is judged as a bare hash).
     let matches = match route {
-        Some(route) => route.hygiene.apply(matches, candidate.pdq_quality.as_slice()).0,
+        Some(route) => {
+            route
+                .hygiene
+                .apply(matches, candidate.pdq_quality.as_slice())
+                .0
+        }
         None => {
             hashgate::index::Hygiene::default()
                 .apply(matches, candidate.pdq_quality.as_slice())
